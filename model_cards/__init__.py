@@ -1,0 +1,1 @@
+"""Model-card templates written next to the weights by ``save_pretrained``."""
