@@ -1,0 +1,13 @@
+"""Gradio demo of liftedgan-hf (entry point).
+
+The interactive demo (posing, relighting, mesh download) is built in a later step of the project;
+until then this entry point says so instead of pretending to work.
+"""
+
+import sys
+
+if __name__ == "__main__":
+    sys.exit(
+        "The Gradio demo is not available yet. Generate faces from the command line instead:\n"
+        "  liftedgan-generate --model PATH --seeds 0-7 --yaw -45:45:15 --outdir out --mesh --gif"
+    )

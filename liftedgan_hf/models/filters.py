@@ -1,0 +1,40 @@
+"""Image filters shared by the lifting model and its losses."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def official_gaussian_kernel(radius: int, sigma: float) -> torch.Tensor:
+    """The (2*radius+1)^2 Gaussian kernel of the official LiftedGAN code, normalised to sum 1.
+
+    The official kernel evaluates ``exp(-((x - mean) / (2 * sigma)) ** 2)``, i.e. a Gaussian whose
+    standard deviation is ``sqrt(2) * sigma``; we keep that formula so converted models behave exactly
+    like the released one.
+    """
+    if radius < 0:
+        raise ValueError(f"blur radius must be >= 0, got {radius}")
+    if not sigma > 0:
+        raise ValueError(f"blur sigma must be > 0, got {sigma}")
+    offsets = torch.arange(2 * radius + 1, dtype=torch.float64) - radius
+    profile = torch.exp(-((offsets / (2 * sigma)) ** 2))
+    kernel = profile[:, None] * profile[None, :]
+    return (kernel / kernel.sum()).float()
+
+
+def gaussian_blur(images: torch.Tensor, radius: int = 10, sigma: float = 4.0) -> torch.Tensor:
+    """Blur every channel of ``images`` (B, C, H, W) with the official kernel and reflect padding.
+
+    Reflect padding needs ``radius < min(H, W)``; shapes and dtype are preserved.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"gaussian_blur expects (B, C, H, W), got shape {tuple(images.shape)}")
+    height, width = images.shape[-2:]
+    if radius >= min(height, width):
+        raise ValueError(f"blur radius {radius} needs images larger than {height}x{width}")
+    channels = images.shape[1]
+    kernel = official_gaussian_kernel(radius, sigma).to(images)
+    kernel = kernel.expand(channels, 1, *kernel.shape)
+    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    return F.conv2d(padded, kernel, groups=channels)
