@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,10 +28,13 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Mapping[str, object]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{path}: refused to load: it holds objects other than tensors, which would need unsafe "
-            f"unpickling ({str(error).splitlines()[0]})"
-        ) from error
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: refused to load: it holds a pickled {unsafe.group(1)}, not only tensors, and "
+                "reading it would run arbitrary code"
+            ) from error
+        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint (unreadable pickle data)") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({error})") from error
     if not isinstance(checkpoint, Mapping):

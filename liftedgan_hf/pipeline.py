@@ -229,7 +229,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
     ):
         super().__init__()
         if not min_depth < border_depth <= max_depth:
-            raise ValueError(f"need min_depth < border_depth <= max_depth, got {min_depth}, {border_depth}, {max_depth}")
+            raise ValueError(
+                f"need min_depth < border_depth <= max_depth, got {min_depth}, {border_depth}, {max_depth}"
+            )
         self.generator = StyleGAN2Generator(**(generator_config or {}))
         self.generator.requires_grad_(False)
         style_dim = self.generator.config.style_dim
@@ -466,7 +468,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
                 raise ValueError(f"{name} has {tensor.numel()} values for a batch of {batch}")
             return tensor.expand(batch)
 
-        return self.posed_view(angle(yaw, "yaw", 90.0, 1), angle(pitch, "pitch", 90.0, 0), angle(roll, "roll", 180.0, 2))
+        return self.posed_view(
+            angle(yaw, "yaw", 90.0, 1), angle(pitch, "pitch", 90.0, 0), angle(roll, "roll", 180.0, 2)
+        )
 
     def _resolve_light(self, predicted_light: torch.Tensor, light) -> torch.Tensor:
         if light is None:
@@ -550,7 +554,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
             raise TypeError(f"output must be a LiftedGANOutput, got {type(output)}")
         rotation, translation = self._resolve_view(output.rotation, output.translation, yaw, pitch, roll)
         used_light = self._resolve_light(output.light, light)
-        rendered = self.render_canonical(output.depth, output.albedo, output.trans_map, rotation, translation, used_light)
+        rendered = self.render_canonical(
+            output.depth, output.albedo, output.trans_map, rotation, translation, used_light
+        )
         return LiftedGANOutput(
             **{
                 **output,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 
 from liftedgan_hf import LiftedGAN
 from liftedgan_hf.checkpoints import CheckpointError
 from liftedgan_hf.convert import FACE_EMBEDDING_FILE, convert_official, main
-from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 from liftedgan_hf.models.stylegan2 import StyleGAN2Generator
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())
@@ -108,7 +108,9 @@ def official_points(depth: torch.Tensor, fov: float = 10.0) -> torch.Tensor:
     size = depth.shape[-1]
     focal = (size - 1) / 2 / math.tan(math.radians(fov) / 2)
     centre = (size - 1) / 2
-    rows, cols = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     x = (cols - centre) / focal
     y = (rows - centre) / focal
     return torch.stack([x.expand_as(depth), y.expand_as(depth), torch.ones_like(depth)], dim=-1) * depth[..., None]
@@ -244,6 +246,15 @@ def test_missing_network_and_unsafe_file(official_files, tmp_path):
 
 def test_command_line_reports_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--liftedgan", str(tmp_path / "nope.pth"), "--stylegan2", str(tmp_path / "nope.pt"), "--output", str(tmp_path / "o")])
+        main(
+            [
+                "--liftedgan",
+                str(tmp_path / "nope.pth"),
+                "--stylegan2",
+                str(tmp_path / "nope.pt"),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
     assert exit_info.value.code == 2
     assert "nope" in capsys.readouterr().err
