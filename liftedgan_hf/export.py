@@ -49,12 +49,13 @@ def depth_to_image(depth: torch.Tensor, mask: torch.Tensor | None = None) -> tor
 def normal_to_image(normal: torch.Tensor) -> torch.Tensor:
     """Visualise unit normals (B, 3, H, W) as RGB images in [-1, 1] (the usual normal-map colours).
 
-    The camera looks down +z with y down, so x is kept and y, z are flipped: a surface facing the
-    viewer is light blue, as in common normal maps.
+    The renderer's normals point away from the camera in a y-down frame; they are turned into
+    outward normals in the usual y-up frame of normal maps, so a surface facing the viewer is light
+    blue and one turned to the right is pink.
     """
     if normal.dim() != 4 or normal.shape[1] != 3:
         raise ValueError(f"expected normals of shape (B, 3, H, W), got {tuple(normal.shape)}")
-    return normal * torch.tensor([1.0, -1.0, -1.0], device=normal.device, dtype=normal.dtype).view(1, 3, 1, 1)
+    return normal * torch.tensor([-1.0, 1.0, 1.0], device=normal.device, dtype=normal.dtype).view(1, 3, 1, 1)
 
 
 def _check_suffix(path: str | os.PathLike, allowed: Sequence[str], what: str) -> Path:

@@ -1,0 +1,241 @@
+"""The lifting networks of LiftedGAN, with the official structure and parameter names.
+
+- :class:`StyleDecomposeNet` (official ``netSD``): the viewpoint and light decoders D_V, D_L.
+- :class:`StyleComposeNet` (official ``netSC``): the style manipulation network M.
+- :class:`DepthNet` (official ``netD``): the shape decoder D_S, with the teacher's last feature map
+  injected by a 1x1 convolution.
+- :class:`TransformationNet` (official ``netT``): the transformation-map decoder D_T.
+
+The defaults are the official 256x256 sizes; every size is an argument so tiny test models and small
+demo models use the same classes. The official state dicts load into the default-size classes with
+``load_state_dict(strict=True)`` and no renaming.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ScaleShift(nn.Module):
+    """Learned per-feature scale and shift (``weight``, ``bias`` of shape (1, features))."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, features))
+        self.bias = nn.Parameter(torch.zeros(1, features))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs * self.weight + self.bias
+
+
+class MLP(nn.Module):
+    """``layers`` Linear layers (hidden width ``hidden``) with LeakyReLU(0.2), optionally GroupNorm
+    (groups = hidden / 4) after each hidden Linear, and an optional final module (tanh, ScaleShift)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        layers: int = 4,
+        hidden: int = 512,
+        group_norm: bool = False,
+        final: nn.Module | None = None,
+    ):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"an MLP needs at least one layer, got {layers}")
+        modules: list[nn.Module] = []
+        for index in range(layers - 1):
+            modules.append(nn.Linear(in_features if index == 0 else hidden, hidden))
+            if group_norm:
+                modules.append(nn.GroupNorm(hidden // 4, hidden))
+            modules.append(nn.LeakyReLU(0.2))
+        modules.append(nn.Linear(hidden if layers > 1 else in_features, out_features))
+        if final is not None:
+            modules.append(final)
+        self.mlp = nn.Sequential(*modules)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.mlp(inputs)
+
+
+def _check_codes(name: str, value: torch.Tensor, width: int) -> None:
+    if value.dim() != 2 or value.shape[1] != width:
+        raise ValueError(f"{name} must have shape (B, {width}), got {tuple(value.shape)}")
+
+
+class StyleDecomposeNet(nn.Module):
+    """D_V and D_L: style code w (B, style_dim) -> (neutral_style (B, style_dim), light (B, 4),
+    view (B, 6)); light and view are raw codes in [-1, 1] (tanh).
+
+    The official model never uses ``neutral_style`` (the neutral code comes from
+    :class:`StyleComposeNet`), but its weights are part of the checkpoint, so it is kept.
+    """
+
+    def __init__(self, style_dim: int = 512, light_dim: int = 4, view_dim: int = 6, layers: int = 4, hidden: int = 512):
+        super().__init__()
+        self.style_dim = style_dim
+        self.model_style = MLP(style_dim, style_dim, layers, hidden, group_norm=True)
+        self.model_light = MLP(style_dim, light_dim, layers, hidden, final=nn.Tanh())
+        self.model_view = MLP(style_dim, view_dim, layers, hidden, final=nn.Tanh())
+
+    def forward(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        _check_codes("w", w, self.style_dim)
+        return self.model_style(w), self.model_light(w), self.model_view(w)
+
+
+class StyleComposeNet(nn.Module):
+    """The manipulation network M: (w (B, style_dim), light (B, 4), view (B, 6)) -> w' (B, style_dim).
+
+    Each input is embedded by its own MLP ending in a learned scale and shift; the sum goes through a
+    final MLP.
+    """
+
+    def __init__(self, style_dim: int = 512, light_dim: int = 4, view_dim: int = 6, layers: int = 4, hidden: int = 512):
+        super().__init__()
+        self.style_dim, self.light_dim, self.view_dim = style_dim, light_dim, view_dim
+        self.embed_style = MLP(style_dim, style_dim, layers, hidden, group_norm=True, final=ScaleShift(style_dim))
+        self.embed_light = MLP(light_dim, style_dim, layers, hidden, group_norm=True, final=ScaleShift(style_dim))
+        self.embed_view = MLP(view_dim, style_dim, layers, hidden, group_norm=True, final=ScaleShift(style_dim))
+        self.model = MLP(style_dim, style_dim, layers, hidden, group_norm=True)
+
+    def forward(self, w: torch.Tensor, light: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        _check_codes("w", w, self.style_dim)
+        _check_codes("light", light, self.light_dim)
+        _check_codes("view", view, self.view_dim)
+        return self.model(self.embed_style(w) + self.embed_light(light) + self.embed_view(view))
+
+
+def _code_mlp(style_dim: int, code_dim: int, layers: int) -> nn.Sequential:
+    """The MLP in front of the deconvolution stacks: Linear + LeakyReLU(0.2), ``layers`` times."""
+    modules: list[nn.Module] = []
+    for index in range(layers):
+        modules += [nn.Linear(style_dim if index == 0 else code_dim, code_dim), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*modules)
+
+
+def _stack_depth(image_size: int) -> int:
+    """Number of 2x deconvolutions from 4x4 to image_size / 2 (the last 2x is a nearest upsample)."""
+    if image_size < 16 or image_size & (image_size - 1):
+        raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
+    return int(math.log2(image_size)) - 3
+
+
+class DepthNet(nn.Module):
+    """The shape decoder D_S: (w0 (B, style_dim), teacher features (B, inject_channels, S, S)) ->
+    raw depth (B, 1, S, S), unbounded (LiftedGAN squashes it afterwards).
+
+    A deconvolution stack grows a 1x1 code to S/2 (GroupNorm with groups = channels / 4, ReLU), a
+    nearest 2x upsample reaches S, the 1x1-convolved teacher features are added (the InjectConv of
+    the paper), and a 3-convolution head predicts depth.
+
+    Args:
+        style_dim: size of w0.
+        image_size: output size S (power of two >= 16).
+        inject_channels: channels of the teacher's last feature map.
+        code_dim: width of the code MLP.
+        mlp_layers: layers of the code MLP.
+        base_channels: channels at S (the official nf = 16); channels double at every halving.
+    """
+
+    def __init__(
+        self,
+        style_dim: int = 512,
+        image_size: int = 256,
+        inject_channels: int = 16,
+        code_dim: int = 512,
+        mlp_layers: int = 4,
+        base_channels: int = 16,
+    ):
+        super().__init__()
+        self.style_dim, self.image_size, self.inject_channels = style_dim, image_size, inject_channels
+        steps = _stack_depth(image_size)
+        width = base_channels * 2**steps
+        self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
+        network: list[nn.Module] = [
+            nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            nn.ReLU(),
+        ]
+        for _ in range(steps):
+            width //= 2
+            network += [
+                nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+                nn.GroupNorm(width // 4, width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                nn.GroupNorm(width // 4, width),
+                nn.ReLU(),
+            ]
+        network.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.network = nn.Sequential(*network)
+        self.inject = nn.Conv2d(inject_channels, width, 1, 1, 0, bias=False)
+        self.head = nn.Sequential(
+            nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            nn.GroupNorm(width // 4, width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 5, 1, 2, bias=False),
+            nn.GroupNorm(width // 4, width),
+            nn.ReLU(),
+            nn.Conv2d(width, 1, 5, 1, 2, bias=True),
+        )
+
+    def forward(self, w0: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        _check_codes("w0", w0, self.style_dim)
+        expected = (w0.shape[0], self.inject_channels, self.image_size, self.image_size)
+        if tuple(features.shape) != expected:
+            raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
+        code = self.mlp(w0)
+        grown = self.network(code[:, :, None, None])
+        return self.head(grown + self.inject(features))
+
+
+class TransformationNet(nn.Module):
+    """The transformation-map decoder D_T: w0 (B, style_dim) -> raw map (B, 1, S, S), unbounded
+    (LiftedGAN applies sigmoid(x + 5), the face mask and a blur afterwards).
+
+    Args:
+        style_dim: size of w0.
+        image_size: output size S (power of two >= 16).
+        code_dim: width of the code MLP (official: 16).
+        mlp_layers: layers of the code MLP.
+        base_channels: channels at S (the official nf = 16).
+    """
+
+    def __init__(
+        self,
+        style_dim: int = 512,
+        image_size: int = 256,
+        code_dim: int = 16,
+        mlp_layers: int = 4,
+        base_channels: int = 16,
+    ):
+        super().__init__()
+        self.style_dim = style_dim
+        steps = _stack_depth(image_size)
+        width = base_channels * 2**steps
+        self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
+        network: list[nn.Module] = [nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False), nn.ReLU()]
+        for _ in range(steps):
+            network += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.GroupNorm(width // 8, width // 2),
+                nn.ReLU(),
+            ]
+            width //= 2
+        network += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(base_channels, base_channels, 3, 1, 1, bias=False),
+            nn.GroupNorm(base_channels // 4, base_channels),
+            nn.ReLU(),
+            nn.Conv2d(base_channels, 1, 5, 1, 2, bias=False),
+        ]
+        self.network = nn.Sequential(*network)
+
+    def forward(self, w0: torch.Tensor) -> torch.Tensor:
+        _check_codes("w0", w0, self.style_dim)
+        return self.network(self.mlp(w0)[:, :, None, None])

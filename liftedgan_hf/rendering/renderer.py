@@ -1,0 +1,215 @@
+"""LiftedGAN's renderer: a depth map as a grid mesh, moved by a view and a transformation map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .camera import PerspectiveCamera, grid_face_values, grid_faces, transform_points
+from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments, visible_faces
+from .shading import depth_normals
+
+BACKENDS = ("torch", "pytorch3d")
+
+
+@dataclass
+class RenderOutput:
+    """Result of :meth:`Renderer.render`.
+
+    Attributes:
+        image: (B, C, S, S) interpolated vertex colours, ``background`` where no face is visible.
+        depth: (B, S, S) camera-space depth of the visible surface, ``Renderer.empty_depth`` elsewhere.
+        mask: (B, 1, S, S) 1.0 where a face covers the pixel centre, else 0.0.
+    """
+
+    image: torch.Tensor
+    depth: torch.Tensor
+    mask: torch.Tensor
+
+
+class _ClipContourGradient(torch.autograd.Function):
+    """Identity forward; backward zeroes the depth gradient on the contour of where it is non-zero."""
+
+    @staticmethod
+    def forward(ctx, depth):
+        return depth.view_as(depth)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        has_gradient = (grad_output.abs() > 0).to(grad_output.dtype)[:, None]
+        kernel = grad_output.new_tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]) / 4
+        laplacian = F.conv2d(F.pad(has_gradient, (1, 1, 1, 1), mode="reflect"), kernel[None, None])
+        return grad_output * (laplacian.abs() < 1e-5).to(grad_output.dtype)[:, 0]
+
+
+def clip_contour_gradient(depth: torch.Tensor) -> torch.Tensor:
+    """The official renderer gradient rule on a depth map (B, H, W): values pass unchanged; in the
+    backward pass the gradient survives only where the Laplacian of the "has gradient" mask is zero,
+    so the silhouette contour, where the hard rasteriser's gradient is unreliable, gets none."""
+    return _ClipContourGradient.apply(depth)
+
+
+def _check_finite(name: str, value: torch.Tensor) -> None:
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+class Renderer(nn.Module):
+    """Render depth maps as vertex-coloured grid meshes seen by a perspective camera.
+
+    Args:
+        image_size: S, the size of depth maps, colour maps and rendered images.
+        fov: field of view in degrees.
+        rotation_center_depth: the head rotates about (0, 0, rotation_center_depth).
+        min_depth, max_depth: the canonical depth range; empty pixels get depth
+            ``max_depth + 0.5 * (max_depth - min_depth)``.
+        backend: "torch" (pure PyTorch, default) or "pytorch3d" (its MeshRasterizer, if installed).
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        fov: float = 10.0,
+        rotation_center_depth: float = 1.0,
+        min_depth: float = 0.9,
+        max_depth: float = 1.1,
+        backend: str = "torch",
+    ):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+        if backend == "pytorch3d":
+            from .pytorch3d_backend import check_pytorch3d
+
+            check_pytorch3d()
+        self.camera = PerspectiveCamera(image_size, fov)
+        self.image_size = image_size
+        self.rotation_center_depth = rotation_center_depth
+        self.min_depth, self.max_depth = min_depth, max_depth
+        self.backend = backend
+        self._faces: dict[tuple[int, str], torch.Tensor] = {}
+
+    @property
+    def empty_depth(self) -> float:
+        return self.max_depth + 0.5 * (self.max_depth - self.min_depth)
+
+    # ------------------------------------------------------------------ geometry
+    def grid_faces(self, height: int | None = None, width: int | None = None, device=None) -> torch.Tensor:
+        """Triangles (F, 3) of the image grid (cached per device)."""
+        height = height or self.image_size
+        width = width or self.image_size
+        key = (height * 100_000 + width, str(device))
+        if key not in self._faces:
+            self._faces[key] = grid_faces(height, width, device=device)
+        return self._faces[key]
+
+    def depth_to_points(self, depth: torch.Tensor) -> torch.Tensor:
+        """Depth maps (B, S, S) -> camera-space points (B, S, S, 3)."""
+        return self.camera.unproject(depth)
+
+    def normals(self, depth: torch.Tensor) -> torch.Tensor:
+        """Unit normals (B, 3, S, S) of depth maps (B, S, S) (official four-neighbour rule)."""
+        self._check_depth(depth)
+        return depth_normals(depth, self.camera)
+
+    def _check_depth(self, depth: torch.Tensor) -> None:
+        size = self.image_size
+        if depth.dim() != 3 or depth.shape[1:] != (size, size):
+            raise ValueError(f"depth must have shape (B, {size}, {size}), got {tuple(depth.shape)}")
+        _check_finite("depth", depth)
+        if (depth <= 0).any():
+            raise ValueError(f"depth must be positive (the camera is at z = 0), got a minimum of {depth.min().item()}")
+
+    def _check_inputs(self, depth, colors, rotation, translation, trans_map) -> None:
+        self._check_depth(depth)
+        batch, size = depth.shape[0], self.image_size
+        if colors.dim() != 4 or colors.shape[0] != batch or colors.shape[2:] != (size, size):
+            raise ValueError(f"colors must have shape ({batch}, C, {size}, {size}), got {tuple(colors.shape)}")
+        for name, value in (("rotation", rotation), ("translation", translation)):
+            if value.shape != (batch, 3):
+                raise ValueError(f"{name} must have shape ({batch}, 3), got {tuple(value.shape)}")
+            _check_finite(name, value)
+        _check_finite("colors", colors)
+        if trans_map is not None:
+            if trans_map.shape != (batch, 1, size, size):
+                raise ValueError(
+                    f"trans_map must have shape ({batch}, 1, {size}, {size}), got {tuple(trans_map.shape)}"
+                )
+            _check_finite("trans_map", trans_map)
+
+    def transformed_points(
+        self,
+        depth: torch.Tensor,
+        rotation: torch.Tensor,
+        translation: torch.Tensor,
+        trans_map: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mesh vertices (B, S, S, 3) after the view: T * (R p + t) + (1 - T) * p."""
+        points = self.depth_to_points(depth)
+        moved = transform_points(points, rotation, translation, self.rotation_center_depth)
+        if trans_map is None:
+            return moved
+        blend = trans_map[:, 0, :, :, None]
+        return blend * moved + (1 - blend) * points
+
+    # ------------------------------------------------------------------ rendering
+    def rasterize(self, vertices: torch.Tensor) -> Fragments:
+        """Rasterise grid-mesh vertices (B, S, S, 3) into fragments."""
+        batch = vertices.shape[0]
+        faces = self.grid_faces(device=vertices.device)
+        flat = vertices.reshape(batch, -1, 3)
+        if self.backend == "pytorch3d":
+            from .pytorch3d_backend import rasterize_pytorch3d
+
+            face_index = rasterize_pytorch3d(flat, faces, self.camera)
+        else:
+            with torch.no_grad():
+                corners = grid_face_values(torch.cat([self.camera.project(vertices), vertices[..., 2:]], dim=-1))
+                face_index = visible_faces(corners[..., :2], corners[..., 2], self.image_size)
+        return interpolate_fragments(self.camera.project(flat), flat[..., 2], faces, face_index)
+
+    def render(
+        self,
+        depth: torch.Tensor,
+        colors: torch.Tensor,
+        rotation: torch.Tensor,
+        translation: torch.Tensor,
+        trans_map: torch.Tensor | None = None,
+        background: float = 1.0,
+        clip_contour_gradient: bool = False,
+    ) -> RenderOutput:
+        """Render canonical depth maps with per-pixel colours from a new view.
+
+        Args:
+            depth: (B, S, S) canonical depth, positive and finite.
+            colors: (B, C, S, S) one colour per vertex (pixel), any range.
+            rotation: (B, 3) degrees, (pitch, yaw, roll); translation: (B, 3).
+            trans_map: (B, 1, S, S) in [0, 1], how much each vertex follows the view (None: all).
+            background: colour of pixels no triangle covers.
+            clip_contour_gradient: apply the official gradient rule (:func:`clip_contour_gradient`).
+        """
+        self._check_inputs(depth, colors, rotation, translation, trans_map)
+        if clip_contour_gradient:
+            depth = _ClipContourGradient.apply(depth)
+        vertices = self.transformed_points(depth, rotation, translation, trans_map)
+        fragments = self.rasterize(vertices)
+        batch, channels = colors.shape[:2]
+        attributes = colors.permute(0, 2, 3, 1).reshape(batch, -1, channels)
+        image = interpolate_attributes(fragments, attributes, self.grid_faces(device=depth.device))
+        mask = fragments.mask[:, None]
+        image = torch.where(mask, image, torch.full_like(image, background))
+        rendered_depth = torch.where(
+            fragments.mask, fragments.depth, torch.full_like(fragments.depth, self.empty_depth)
+        )
+        return RenderOutput(image=image, depth=rendered_depth, mask=mask.to(colors.dtype))
+
+    def extra_repr(self) -> str:
+        return (
+            f"image_size={self.image_size}, fov={self.camera.fov}, rotation_center_depth={self.rotation_center_depth}, "
+            f"min_depth={self.min_depth}, max_depth={self.max_depth}, backend={self.backend!r}"
+        )

@@ -1,0 +1,55 @@
+"""Shading: normals of depth maps (the official four-neighbour rule) and Lambertian lighting."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .camera import PerspectiveCamera
+
+
+def depth_normals(depth: torch.Tensor, camera: PerspectiveCamera) -> torch.Tensor:
+    """Unit normals (B, 3, H, W) of depth maps (B, H, W), in the camera frame (x right, y down, z forward).
+
+    At each inner pixel the normal is the sum of the four cross products of consecutive neighbour
+    differences of the lifted 3D points; the border copies its nearest inner pixel (replicate padding).
+    As in the official code the normals point away from the camera: a surface facing the camera has
+    normal (0, 0, 1), and a surface turned towards the image's right has a negative x component.
+    """
+    points = camera.unproject(depth)
+    centre = points[:, 1:-1, 1:-1]
+    above, below = points[:, :-2, 1:-1] - centre, points[:, 2:, 1:-1] - centre
+    left, right = points[:, 1:-1, :-2] - centre, points[:, 1:-1, 2:] - centre
+    normal = (
+        torch.cross(left, above, dim=-1)
+        + torch.cross(above, right, dim=-1)
+        + torch.cross(right, below, dim=-1)
+        + torch.cross(below, left, dim=-1)
+    )
+    normal = F.pad(normal.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
+    return normal / (normal.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
+
+
+def lambertian_shading(
+    normal: torch.Tensor, ambient: torch.Tensor, diffuse: torch.Tensor, light_direction: torch.Tensor
+) -> torch.Tensor:
+    """ambient + diffuse * max(0, n . d): (B, 1, H, W).
+
+    Args:
+        normal: (B, 3, H, W) unit normals.
+        ambient, diffuse: (B,) strengths (the official range is [0, 1]).
+        light_direction: (B, 3), normalised here and dotted with the (camera-facing-is-+z) normals as
+            the official renderer does: (0, 0, 1) is a frontal light; dx > 0 lights surfaces turned
+            towards the image's left, dy > 0 those turned towards the image's top.
+    """
+    if normal.dim() != 4 or normal.shape[1] != 3:
+        raise ValueError(f"normal must be (B, 3, H, W), got {tuple(normal.shape)}")
+    batch = normal.shape[0]
+    for name, value in (("ambient", ambient), ("diffuse", diffuse)):
+        if value.shape != (batch,):
+            raise ValueError(f"{name} must have shape ({batch},), got {tuple(value.shape)}")
+    if light_direction.shape != (batch, 3):
+        raise ValueError(f"light_direction must have shape ({batch}, 3), got {tuple(light_direction.shape)}")
+    direction = light_direction / light_direction.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    cosine = (normal * direction[:, :, None, None]).sum(1, keepdim=True).clamp(min=0)
+    return ambient.view(-1, 1, 1, 1) + diffuse.view(-1, 1, 1, 1) * cosine
