@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import torch
 
 INSIDE_TOLERANCE = 1e-5
+# Slack, in pixels, of the bounding box of each face: a vertex that projects back onto a pixel centre
+# up to float rounding must still count as covering it.
+BOX_TOLERANCE = 1e-4
 # Candidates tested at once; bounds memory at about 100 MB whatever the triangle sizes.
 MAX_CANDIDATES_PER_CHUNK = 2**21
 EMPTY_KEY = torch.iinfo(torch.int64).max
@@ -80,10 +83,11 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
     # Component-major copies, so every step below is a fast element-wise op on (B, F) tensors.
     x, y = corners.float().permute(3, 2, 0, 1).contiguous()  # (3, B, F) each
     inverse_depth = (1.0 / corner_depth.float()).permute(2, 0, 1).contiguous()
-    low_x = torch.minimum(torch.minimum(x[0], x[1]), x[2]).ceil().clamp(min=0)
-    low_y = torch.minimum(torch.minimum(y[0], y[1]), y[2]).ceil().clamp(min=0)
-    extent_x = torch.maximum(torch.maximum(x[0], x[1]), x[2]).floor().clamp(max=size - 1) - low_x + 1
-    extent_y = torch.maximum(torch.maximum(y[0], y[1]), y[2]).floor().clamp(max=size - 1) - low_y + 1
+    low_x = (torch.minimum(torch.minimum(x[0], x[1]), x[2]) - BOX_TOLERANCE).ceil().clamp(min=0)
+    low_y = (torch.minimum(torch.minimum(y[0], y[1]), y[2]) - BOX_TOLERANCE).ceil().clamp(min=0)
+    high_x = (torch.maximum(torch.maximum(x[0], x[1]), x[2]) + BOX_TOLERANCE).floor().clamp(max=size - 1)
+    high_y = (torch.maximum(torch.maximum(y[0], y[1]), y[2]) + BOX_TOLERANCE).floor().clamp(max=size - 1)
+    extent_x, extent_y = high_x - low_x + 1, high_y - low_y + 1
     # Edge functions as planes in coordinates relative to the box corner (small numbers keep float32
     # exact enough): weight_i(o) = a_i * o_x + b_i * o_y + c_i are the screen-space barycentrics.
     x, y = x - low_x, y - low_y

@@ -10,7 +10,7 @@ from torch import nn
 
 from .camera import PerspectiveCamera, grid_face_values, grid_faces, transform_points
 from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments, visible_faces
-from .shading import depth_normals
+from .shading import OFFICIAL_NORMAL_EPSILON, depth_normals
 
 BACKENDS = ("torch", "pytorch3d")
 
@@ -112,10 +112,14 @@ class Renderer(nn.Module):
         """Depth maps (B, S, S) -> camera-space points (B, S, S, 3)."""
         return self.camera.unproject(depth)
 
-    def normals(self, depth: torch.Tensor) -> torch.Tensor:
-        """Unit normals (B, 3, S, S) of depth maps (B, S, S) (official four-neighbour rule)."""
+    def normals(self, depth: torch.Tensor, unit: bool = True) -> torch.Tensor:
+        """Normals (B, 3, S, S) of depth maps (B, S, S) by the official four-neighbour rule.
+
+        ``unit=False`` keeps the official normalisation (length + 1e-7), which shading must use to
+        reproduce official models; see :func:`~liftedgan_hf.rendering.shading.depth_normals`.
+        """
         self._check_depth(depth)
-        return depth_normals(depth, self.camera)
+        return depth_normals(depth, self.camera, epsilon=0.0 if unit else OFFICIAL_NORMAL_EPSILON)
 
     def _check_depth(self, depth: torch.Tensor) -> None:
         size = self.image_size

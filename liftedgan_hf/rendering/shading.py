@@ -8,13 +8,23 @@ import torch.nn.functional as F
 from .camera import PerspectiveCamera
 
 
-def depth_normals(depth: torch.Tensor, camera: PerspectiveCamera) -> torch.Tensor:
-    """Unit normals (B, 3, H, W) of depth maps (B, H, W), in the camera frame (x right, y down, z forward).
+OFFICIAL_NORMAL_EPSILON = 1e-7
+
+
+def depth_normals(
+    depth: torch.Tensor, camera: PerspectiveCamera, epsilon: float = OFFICIAL_NORMAL_EPSILON
+) -> torch.Tensor:
+    """Normals (B, 3, H, W) of depth maps (B, H, W), in the camera frame (x right, y down, z forward).
 
     At each inner pixel the normal is the sum of the four cross products of consecutive neighbour
     differences of the lifted 3D points; the border copies its nearest inner pixel (replicate padding).
     As in the official code the normals point away from the camera: a surface facing the camera has
     normal (0, 0, 1), and a surface turned towards the image's right has a negative x component.
+
+    The official code divides by (length + 1e-7). The cross products are tiny (about 4 (tan(fov/2) /
+    ((S - 1) / 2))^2 for a frontal plane), so its normals are a little shorter than one (0.95 at 256
+    pixels with fov 10): shading, and so de-lighting, depend on it, and converted models need it.
+    ``epsilon=0`` gives exactly unit normals.
     """
     points = camera.unproject(depth)
     centre = points[:, 1:-1, 1:-1]
@@ -27,7 +37,10 @@ def depth_normals(depth: torch.Tensor, camera: PerspectiveCamera) -> torch.Tenso
         + torch.cross(below, left, dim=-1)
     )
     normal = F.pad(normal.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
-    return normal / (normal.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
+    length = normal.pow(2).sum(1, keepdim=True).sqrt()
+    if epsilon > 0:
+        return normal / (length + epsilon)
+    return normal / length.clamp(min=torch.finfo(normal.dtype).tiny)
 
 
 def lambertian_shading(
