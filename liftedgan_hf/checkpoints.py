@@ -40,3 +40,31 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Mapping[str, object]:
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(checkpoint).__name__}")
     return checkpoint
+
+
+def state_dict_problems(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, object], prefix: str = ""
+) -> list[str]:
+    """Every missing, unexpected or mis-shaped key of ``given`` against ``expected``, named."""
+    problems = [f"missing key {prefix}{key}" for key in sorted(expected.keys() - given.keys())]
+    problems += [f"unexpected key {prefix}{key}" for key in sorted(given.keys() - expected.keys())]
+    for key in sorted(expected.keys() & given.keys()):
+        value = given[key]
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{prefix}{key} holds a {type(value).__name__}, not a tensor")
+        elif value.shape != expected[key].shape:
+            problems.append(f"{prefix}{key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
+    return problems
+
+
+def load_state_dict_strictly(
+    module: torch.nn.Module, state_dict: Mapping[str, object], source: str, ignore: tuple[str, ...] = ()
+) -> None:
+    """``module.load_state_dict`` that first checks every key and raises one :class:`CheckpointError`
+    naming ``source`` and all offending keys. Keys in ``ignore`` are the module's own extras (e.g.
+    statistics computed after loading) and need not be in ``state_dict``."""
+    expected = {key: value for key, value in module.state_dict().items() if key not in ignore}
+    problems = state_dict_problems(expected, state_dict)
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+    module.load_state_dict(dict(state_dict), strict=not ignore)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError, load_torch_checkpoint
+from .checkpoints import CheckpointError, load_torch_checkpoint, state_dict_problems
 from .models.face_embedding import load_face_embedding
 from .models.stylegan2 import StyleGAN2Generator
 from .pipeline import OFFICIAL_NETWORK_NAMES, LiftedGAN
@@ -40,16 +40,7 @@ def load_lifting_state_dicts(model: LiftedGAN, checkpoint: Mapping[str, object],
         if not isinstance(state_dict, Mapping):
             problems.append(f"{official_name!r} is a {type(state_dict).__name__}, not a state dict")
             continue
-        expected = getattr(model, name).state_dict()
-        for key in expected.keys() - state_dict.keys():
-            problems.append(f"missing key {official_name}.{key}")
-        for key in state_dict.keys() - expected.keys():
-            problems.append(f"unexpected key {official_name}.{key}")
-        for key in expected.keys() & state_dict.keys():
-            value = state_dict[key]
-            if not isinstance(value, torch.Tensor) or value.shape != expected[key].shape:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                problems.append(f"{official_name}.{key} has shape {shape}, expected {tuple(expected[key].shape)}")
+        problems += state_dict_problems(getattr(model, name).state_dict(), state_dict, prefix=f"{official_name}.")
     if problems:
         raise CheckpointError(f"{source}: " + "; ".join(sorted(problems)))
     for official_name, name in OFFICIAL_NETWORK_NAMES.items():
@@ -73,7 +64,7 @@ def convert_official(
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         raise FileExistsError(f"output folder {output_dir} exists and is not empty")
-    generator = StyleGAN2Generator.from_rosinality(stylegan2_path)
+    generator = StyleGAN2Generator.from_rosinality(stylegan2_path, w_avg_samples=latent_samples)
     checkpoint = load_torch_checkpoint(liftedgan_path)
     model = LiftedGAN(generator_config=dict(generator.config))
     model.generator.load_state_dict(generator.state_dict())

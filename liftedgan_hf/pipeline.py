@@ -403,9 +403,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         return trans_map * frame
 
     def shade(self, depth: torch.Tensor, light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normals (B, 3, S, S) of the canonical depth and Lambertian shading (B, 1, S, S) under
-        ``light`` (B, 4) [ambient, diffuse, dx, dy]."""
-        normal = self.renderer.normals(depth)
+        """Normals (B, 3, S, S) of the canonical depth (officially normalised, slightly shorter than
+        one) and Lambertian shading (B, 1, S, S) under ``light`` (B, 4) [ambient, diffuse, dx, dy]."""
+        normal = self.renderer.normals(depth, unit=False)  # the official normalisation, as trained
         direction = torch.cat([light[:, 2:], torch.ones_like(light[:, :1])], dim=1)
         shading = lambertian_shading(normal, light[:, 0], light[:, 1], direction)
         return normal, shading
@@ -448,7 +448,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         return {
             "image": rendered.image,
             "shaded_texture": shaded_texture,
-            "normal": normal,
+            "normal": normal / normal.norm(dim=1, keepdim=True).clamp(min=1e-12),
             "shading": shading,
             "mask": rendered.mask,
             "rendered_depth": rendered.depth,

@@ -46,6 +46,8 @@ def _rosinality_generator_state(generator: torch.Generator) -> dict:
     for key in state:
         if key.endswith("blur.kernel") or key.endswith("upsample.kernel"):
             state[key] = fir / fir.sum() * 4
+        elif key.startswith("style.") and key.endswith(".weight"):
+            state[key] = state[key] / 0.01  # rosinality stores mapping weights divided by lr_mlp
     return state
 
 
@@ -128,7 +130,7 @@ def official_normals(depth: torch.Tensor) -> torch.Tensor:
         + torch.cross(next_row - centre, previous_col - centre, dim=3)
     )
     normal = F.pad(normal.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
-    return normal / (normal.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
+    return normal / (normal.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)  # official: not quite unit length
 
 
 def official_estimate(networks: dict, generator: StyleGAN2Generator, w: torch.Tensor) -> dict:
@@ -163,6 +165,10 @@ def official_estimate(networks: dict, generator: StyleGAN2Generator, w: torch.Te
 
 
 # ---------------------------------------------------------------- tests
+
+
+class UnsafePayload:
+    """An arbitrary pickled object: loading it would need unsafe unpickling."""
 
 
 @torch.no_grad()
@@ -229,11 +235,8 @@ def test_missing_network_and_unsafe_file(official_files, tmp_path):
     with pytest.raises(CheckpointError, match="missing network 'netSD'"):
         convert_official(partial, paths["stylegan2"], tmp_path / "out", latent_samples=10)
 
-    class Payload:
-        pass
-
     unsafe = tmp_path / "unsafe.pth"
-    torch.save({"netD": Payload()}, unsafe)
+    torch.save({"netD": UnsafePayload()}, unsafe)
     with pytest.raises(CheckpointError, match="unsafe.pth.*refused"):
         convert_official(unsafe, paths["stylegan2"], tmp_path / "out", latent_samples=10)
 

@@ -355,7 +355,7 @@ def test_bad_checkpoints_are_rejected_with_file_and_key(tmp_path):
     del without_key["to_rgbs.0.bias"]
     path = tmp_path / "without.pt"
     torch.save({"g_ema": without_key}, path)
-    with pytest.raises(CheckpointError, match=r"without.pt.*missing key 'to_rgbs.0.bias'"):
+    with pytest.raises(CheckpointError, match=r"without.pt.*missing key to_rgbs.0.bias"):
         StyleGAN2Generator.from_rosinality(path)
 
     reshaped = dict(state)
@@ -366,8 +366,8 @@ def test_bad_checkpoints_are_rejected_with_file_and_key(tmp_path):
     with pytest.raises(CheckpointError) as error:
         StyleGAN2Generator.from_rosinality(path)
     assert "reshaped.pt" in str(error.value)
-    assert "'conv1.noise.weight' has shape (2,), expected (1,)" in str(error.value)
-    assert "unexpected key 'surprise'" in str(error.value)
+    assert "conv1.noise.weight has shape (2,), expected (1,)" in str(error.value)
+    assert "unexpected key surprise" in str(error.value)
 
     class Evil:
         def __reduce__(self):

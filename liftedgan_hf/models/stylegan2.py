@@ -21,7 +21,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_torch_checkpoint
+from ..checkpoints import CheckpointError, load_state_dict_strictly, load_torch_checkpoint
 from ..model_card import ModelCardMixin
 
 # Channels per resolution of the official LiftedGAN teacher (slimmer than StyleGAN2's usual table).
@@ -470,7 +470,7 @@ class StyleGAN2Generator(ModelCardMixin, ModelMixin, ConfigMixin):
         """Build a generator from a rosinality ``g_ema`` state dict, strictly, and set ``w_avg``."""
         config = cls.config_from_rosinality(state_dict, source)
         model = cls(**config, lr_mlp=lr_mlp)
-        _load_strict(model, state_dict, source, ignore=("w_avg",))
+        load_state_dict_strictly(model, state_dict, source, ignore=("w_avg",))
         model.w_avg.copy_(model.mean_w(w_avg_samples))
         return model.eval()
 
@@ -598,7 +598,7 @@ class StyleGAN2Discriminator(ModelMixin, ConfigMixin):
                 f"{path}: not a rosinality StyleGAN2 discriminator, missing key {error.args[0]!r}"
             ) from None
         model = cls(resolution=2 ** (len(channels) + 1), channels=channels)
-        _load_strict(model, state_dict, str(path))
+        load_state_dict_strictly(model, state_dict, str(path))
         return model.eval()
 
 
@@ -612,21 +612,3 @@ def _pick_state_dict(checkpoint: Mapping, key: str, source: str, marker: str) ->
     else:
         raise CheckpointError(f"{source}: no {key!r} entry and not a bare state dict (keys: {sorted(checkpoint)[:8]})")
     return state_dict
-
-
-def _load_strict(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str, ignore: Sequence[str] = ()
-) -> None:
-    """load_state_dict(strict=True) with an error naming the file and every offending key."""
-    expected = {key: value for key, value in model.state_dict().items() if key not in ignore}
-    problems = [f"missing key {key!r}" for key in sorted(expected.keys() - state_dict.keys())]
-    problems += [f"unexpected key {key!r}" for key in sorted(state_dict.keys() - expected.keys())]
-    for key in sorted(expected.keys() & state_dict.keys()):
-        value = state_dict[key]
-        if not isinstance(value, torch.Tensor):
-            problems.append(f"key {key!r} holds a {type(value).__name__}, not a tensor")
-        elif value.shape != expected[key].shape:
-            problems.append(f"key {key!r} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}")
-    if problems:
-        raise CheckpointError(f"{source}: " + "; ".join(problems))
-    model.load_state_dict(dict(state_dict), strict=False)
