@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 
 import torch
@@ -63,9 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """argparse takes '-45:45:15' after --yaw for an option; join such values as '--yaw=-45:45:15'."""
+    joined: list[str] = []
+    for argument in argv:
+        if joined and joined[-1] in ("--yaw", "--pitch") and re.match(r"^-\d", argument):
+            joined[-1] = f"{joined[-1]}={argument}"
+        else:
+            joined.append(argument)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     for angle in args.yaw or []:
@@ -96,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             for yaw in args.yaw or []:
                 posed = model.render(output, yaw=yaw, pitch=args.pitch if args.pitch is not None else 0.0, roll=0.0)
                 for seed, picture in zip(seeds, posed.to_pil()):
-                    picture.save(args.outdir / f"seed{seed:04d}_yaw{yaw:+04.0f}.png")
+                    picture.save(args.outdir / f"seed{seed:04d}_yaw{yaw:+03.0f}.png")
             for index, seed in enumerate(seeds):
                 if args.mesh:
                     model.save_mesh(output, args.outdir / f"seed{seed:04d}.glb", index=index)

@@ -1,0 +1,150 @@
+"""Lifting networks and face embedding: the official key layout, shapes, semantics, loading."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from liftedgan_hf.checkpoints import CheckpointError
+from liftedgan_hf.models.face_embedding import LResNet, load_face_embedding
+from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
+
+SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())
+
+
+def official(prefix):
+    return next(value for key, value in SHAPES.items() if key.startswith(prefix))
+
+
+@pytest.mark.parametrize(
+    ("network", "prefix"),
+    [
+        (StyleDecomposeNet, "netSD "),
+        (StyleComposeNet, "netSC "),
+        (DepthNet, "netD "),
+        (TransformationNet, "netT "),
+        (LResNet, "FaceEmbedding"),
+    ],
+)
+def test_default_sizes_have_the_official_keys_and_shapes(network, prefix):
+    expected = official(prefix)
+    if prefix == "FaceEmbedding":
+        expected = {key.removeprefix("module."): shape for key, shape in expected.items()}
+    state = network().state_dict()
+    assert {key: list(value.shape) for key, value in state.items()} == expected
+    random_state = {key: torch.randn(shape) if shape else torch.tensor(3) for key, shape in expected.items()}
+    network().load_state_dict(random_state, strict=True)
+
+
+def test_official_parameter_counts():
+    counts = {
+        name: sum(p.numel() for p in net().parameters())
+        for name, net in (
+            ("netD", DepthNet),
+            ("netT", TransformationNet),
+            ("netSD", StyleDecomposeNet),
+            ("netSC", StyleComposeNet),
+        )
+    }
+    assert round(counts["netD"] / 1e6, 2) == 11.19
+    assert round(counts["netT"] / 1e6, 2) == 2.94
+    assert round(counts["netSD"] / 1e6, 2) == 2.63
+    assert round(counts["netSC"] / 1e6, 2) == 3.70
+
+
+def test_decompose_and_compose_at_official_size():
+    torch.manual_seed(0)
+    decompose, compose = StyleDecomposeNet().eval(), StyleComposeNet().eval()
+    w = torch.randn(3, 512)
+    neutral, light, view = decompose(w)
+    assert neutral.shape == (3, 512) and light.shape == (3, 4) and view.shape == (3, 6)
+    assert light.abs().max() < 1 and view.abs().max() < 1  # tanh outputs
+    w0 = compose(w, light, view)
+    assert w0.shape == (3, 512)
+    assert not torch.allclose(compose(w, light, torch.zeros_like(view)), w0)  # the view matters
+    assert decompose.model_style.mlp[1].num_groups == 128  # GroupNorm groups = channels / 4
+    with pytest.raises(ValueError, match="light must have shape"):
+        compose(w, light[:, :3], view)
+
+
+def test_decoders_at_tiny_size():
+    torch.manual_seed(0)
+    depth_net = DepthNet(style_dim=16, image_size=32, inject_channels=4, code_dim=16, base_channels=8)
+    trans_net = TransformationNet(style_dim=16, image_size=32, code_dim=8, base_channels=8)
+    w0 = torch.randn(2, 16)
+    features = torch.randn(2, 4, 32, 32)
+    depth = depth_net(w0, features)
+    assert depth.shape == (2, 1, 32, 32)
+    assert not torch.allclose(depth_net(w0, torch.zeros_like(features)), depth)  # the injection is used
+    assert trans_net(w0).shape == (2, 1, 32, 32)
+    assert [m.num_groups for m in depth_net.network if isinstance(m, torch.nn.GroupNorm)] == [
+        4,
+        4,
+        2,
+        2,
+    ]  # 16 then 8 channels
+    with pytest.raises(ValueError, match="features must have shape"):
+        depth_net(w0, torch.randn(2, 4, 16, 16))
+    with pytest.raises(ValueError, match="image_size"):
+        DepthNet(image_size=48)
+
+
+def test_official_depth_net_forward_once():
+    torch.manual_seed(0)
+    with torch.no_grad():
+        depth = DepthNet().eval()(torch.randn(1, 512), torch.randn(1, 16, 256, 256))
+    assert depth.shape == (1, 1, 256, 256) and torch.isfinite(depth).all()
+
+
+def _official_embedding_file(path, mutate=None):
+    state = {f"module.{key}": value for key, value in LResNet().state_dict().items()}
+    if mutate:
+        mutate(state)
+    torch.save({"model_state_dict": state, "epoch": 12}, path)
+    return path
+
+
+def test_face_embedding_loads_the_official_format(tmp_path):
+    torch.manual_seed(0)
+    reference = LResNet().eval()
+    path = tmp_path / "lresnet_casia.pth.tar"
+    torch.save({"model_state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, path)
+    loaded = load_face_embedding(path)
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    faces = torch.rand(2, 3, 256, 256) * 2 - 1
+    embedding = loaded(faces)
+    assert embedding.shape == (2, 512)
+    assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(loaded(faces), reference(torch.nn.functional.avg_pool2d(faces, 2)), atol=1e-5)
+    assert loaded(torch.rand(1, 3, 64, 64)).shape == (1, 512)
+    from safetensors.torch import save_file
+
+    save_file(loaded.state_dict(), str(tmp_path / "embedding.safetensors"))
+    assert torch.allclose(load_face_embedding(tmp_path / "embedding.safetensors")(faces), embedding)
+
+
+def test_face_embedding_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="official LiftedGAN release"):
+        load_face_embedding(tmp_path / "nope.pth.tar")
+    corrupt = tmp_path / "corrupt.pth.tar"
+    corrupt.write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(CheckpointError, match="corrupt.pth.tar"):
+        load_face_embedding(corrupt)
+    wrong = tmp_path / "wrong.pth.tar"
+    torch.save({"state_dict": {}}, wrong)
+    with pytest.raises(CheckpointError, match="wrong.pth.tar.*model_state_dict"):
+        load_face_embedding(wrong)
+    missing = _official_embedding_file(tmp_path / "missing.pth.tar", lambda s: s.pop("module.fc5.bias"))
+    with pytest.raises(CheckpointError, match="missing key fc5.bias"):
+        load_face_embedding(missing)
+    resized = _official_embedding_file(
+        tmp_path / "resized.pth.tar", lambda s: s.update({"module.fc5.bias": torch.zeros(3)})
+    )
+    with pytest.raises(CheckpointError, match=r"fc5.bias has shape \(3,\)"):
+        load_face_embedding(resized)
+    evil = tmp_path / "evil.pth.tar"
+    evil.write_bytes(pickle.dumps({"model_state_dict": print}))
+    with pytest.raises(CheckpointError, match="evil.pth.tar"):
+        load_face_embedding(evil)
