@@ -10,22 +10,11 @@ Targets from the issue: generation <= 2.0x one teacher forward, re-render <= 0.3
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from common import median_seconds
 
 from liftedgan_hf import LiftedGAN
-
-
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -44,10 +33,10 @@ def main() -> None:
         seeds = list(range(batch))
         w = model.style_codes(seed=seeds)
         with torch.no_grad():
-            teacher = median_seconds(lambda: model.generator.synthesis(w, noise_mode="const"), args.repeats)
-            generate = median_seconds(lambda: model.generate(w=w), args.repeats)
             output = model.generate(w=w)
-            rerender = median_seconds(lambda: model.render(output, yaw=30.0, pitch=5.0), args.repeats)
+            teacher = median_seconds(lambda w=w: model.generator.synthesis(w, noise_mode="const"), args.repeats)
+            generate = median_seconds(lambda w=w: model.generate(w=w), args.repeats)
+            rerender = median_seconds(lambda o=output: model.render(o, yaw=30.0, pitch=5.0), args.repeats)
         print(
             f"| {batch} | {teacher * 1000:.0f} ms | {generate * 1000:.0f} ms | {generate / teacher:.2f}x "
             f"| {rerender * 1000:.0f} ms | {rerender / teacher:.2f}x |"

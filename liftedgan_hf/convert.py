@@ -15,8 +15,6 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
 from .checkpoints import CheckpointError, load_torch_checkpoint, state_dict_problems
 from .models.face_embedding import load_face_embedding
 from .models.stylegan2 import StyleGAN2Generator

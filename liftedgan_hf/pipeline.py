@@ -242,7 +242,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         self.depth_net = DepthNet(
             style_dim=style_dim,
             image_size=image_size,
-            inject_channels=self.generator.config.channels[-1],
+            inject_channels=self.generator.channels[-1],
             **lifting.get("depth_net", {}),
         )
         self.trans_net = TransformationNet(style_dim=style_dim, image_size=image_size, **lifting.get("trans_net", {}))

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 
 from liftedgan_hf import LiftedGAN
 from liftedgan_hf.checkpoints import CheckpointError
 from liftedgan_hf.convert import FACE_EMBEDDING_FILE, convert_official, main
+from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 from liftedgan_hf.models.stylegan2 import StyleGAN2Generator
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())

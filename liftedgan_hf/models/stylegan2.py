@@ -328,6 +328,7 @@ class StyleGAN2Generator(ModelCardMixin, ModelMixin, ConfigMixin):
         super().__init__()
         channels = list(channels) if channels is not None else channel_list(LIFTEDGAN_SLIM_CHANNELS, resolution)
         levels = _check_resolution(resolution, channels)
+        self.channels = channels
         self.num_ws = levels * 2
         self.style = nn.Sequential(
             PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)]
@@ -352,7 +353,7 @@ class StyleGAN2Generator(ModelCardMixin, ModelMixin, ConfigMixin):
             "title": "StyleGAN2 generator",
             "resolution": self.config.resolution,
             "style_dim": self.config.style_dim,
-            "channels": list(self.config.channels or channel_list(LIFTEDGAN_SLIM_CHANNELS, self.config.resolution)),
+            "channels": self.channels,
         }
 
     # ---------------------------------------------------------------- latent codes

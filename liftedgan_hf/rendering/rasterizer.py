@@ -55,16 +55,6 @@ def _screen_barycentric(corners: torch.Tensor, points: torch.Tensor) -> torch.Te
     return torch.stack([weight_a, weight_b, weight_c], dim=-1) / area[..., None]
 
 
-def _window_shapes(image_size: int) -> list[tuple[int, int]]:
-    """Candidate windows (width, height) after the 1x1 one, smallest first."""
-    shapes = [(2, 1), (1, 2), (2, 2)]
-    side = 4
-    while side < 2 * image_size:
-        shapes.append((side, side))
-        side *= 2
-    return shapes
-
-
 def _pack_keys(depth: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
     """int64 keys ordered by depth (positive float32 bits compare like the floats), then face index."""
     return (depth.float().view(torch.int32).to(torch.int64) << 32) | face
@@ -114,13 +104,13 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
     rows = hit.view(-1).nonzero().squeeze(1)
     record(rows, surface.view(-1)[rows], low_x.view(-1)[rows].long(), low_y.view(-1)[rows].long())
 
-    # The rest by window size, each face testing the pixel centres of its window.
+    # Faces within two pixel centres per axis: test the pixel centres of a small window each.
     remaining = valid & ~single
-    for width, height in _window_shapes(size):
+    for width, height in ((2, 1), (1, 2), (2, 2)):
         fits = remaining & (extent_x <= width) & (extent_y <= height)
         remaining &= ~fits
-        all_rows = fits.view(-1).nonzero().squeeze(1)
-        if all_rows.numel() == 0:
+        rows = fits.view(-1).nonzero().squeeze(1)
+        if rows.numel() == 0:
             continue
         offset_y, offset_x = torch.meshgrid(
             torch.arange(height, device=corners.device, dtype=torch.float32),
@@ -128,30 +118,78 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
             indexing="ij",
         )
         offset_x, offset_y = offset_x.reshape(1, -1), offset_y.reshape(1, -1)
-        chunk = max(1, MAX_CANDIDATES_PER_CHUNK // (width * height))
-        for start in range(0, all_rows.numel(), chunk):
-            rows = all_rows[start : start + chunk]
 
-            def pick(values, rows=rows):
-                return values.view(-1)[rows][:, None]
+        def pick(values, rows=rows):
+            return values.view(-1)[rows][:, None]
 
-            inside = (offset_x < pick(extent_x)) & (offset_y < pick(extent_y))
-            surface = torch.zeros_like(inside, dtype=torch.float32)
-            for vertex, (a, b, c) in enumerate(planes):
-                weight = pick(a) * offset_x + pick(b) * offset_y + pick(c)
-                inside &= weight >= -INSIDE_TOLERANCE
-                surface += weight * pick(inverse_depth[vertex])
-            inside &= surface > 0
-            hit_row, hit_slot = inside.nonzero(as_tuple=True)
-            if hit_row.numel() == 0:
-                continue
-            face_rows = rows[hit_row]
-            record(
-                face_rows,
-                surface[hit_row, hit_slot],
-                low_x.view(-1)[face_rows].long() + offset_x[0, hit_slot].long(),
-                low_y.view(-1)[face_rows].long() + offset_y[0, hit_slot].long(),
-            )
+        inside = (offset_x < pick(extent_x)) & (offset_y < pick(extent_y))
+        surface = torch.zeros_like(inside, dtype=torch.float32)
+        for vertex, (a, b, c) in enumerate(planes):
+            weight = pick(a) * offset_x + pick(b) * offset_y + pick(c)
+            inside &= weight >= -INSIDE_TOLERANCE
+            surface += weight * pick(inverse_depth[vertex])
+        inside &= surface > 0
+        hit_row, hit_slot = inside.nonzero(as_tuple=True)
+        face_rows = rows[hit_row]
+        record(
+            face_rows,
+            surface[hit_row, hit_slot],
+            low_x.view(-1)[face_rows].long() + offset_x[0, hit_slot].long(),
+            low_y.view(-1)[face_rows].long() + offset_y[0, hit_slot].long(),
+        )
+
+    # Larger faces row by row: on each pixel row of its box a face covers one span of pixel centres,
+    # found from its three edge functions, so the work follows the face's area, not its box.
+    rows = remaining.view(-1).nonzero().squeeze(1)
+    flat = {
+        "a": torch.stack([plane[0].view(-1) for plane in planes], 1),
+        "b": torch.stack([plane[1].view(-1) for plane in planes], 1),
+        "c": torch.stack([plane[2].view(-1) for plane in planes], 1),
+    }
+    # chunks of faces whose boxes hold at most MAX_CANDIDATES_PER_CHUNK pixel centres
+    box_area = (extent_x * extent_y).view(-1)[rows]
+    bounds = torch.searchsorted(
+        box_area.cumsum(0),
+        torch.arange(1, 2 + int(box_area.sum()) // MAX_CANDIDATES_PER_CHUNK) * MAX_CANDIDATES_PER_CHUNK,
+    )
+    start = 0
+    for stop in [*bounds.tolist(), rows.numel()]:
+        stop = max(stop, start + 1)
+        if start >= rows.numel():
+            break
+        chunk = rows[start:stop]
+        start = stop
+        a, b, c = flat["a"][chunk], flat["b"][chunk], flat["c"][chunk]  # (n, 3)
+        width, height = extent_x.view(-1)[chunk], extent_y.view(-1)[chunk]
+        row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=corners.device), height.long())
+        first_row = torch.cumsum(height.long(), 0) - height.long()
+        offset_y = (torch.arange(row_face.numel(), device=corners.device) - first_row[row_face]).float()
+        # weight_i = a_i * x + (b_i * y + c_i) >= -tolerance bounds x from one side, by the sign of a_i
+        a_row = a[row_face]
+        rest = b[row_face] * offset_y[:, None] + c[row_face]
+        limit = (-INSIDE_TOLERANCE - rest) / torch.where(a_row == 0, torch.ones_like(a_row), a_row)
+        infinity = torch.full_like(limit, float("inf"))
+        lower = torch.where(a_row > 0, limit, -infinity).amax(1).clamp(min=0).ceil()
+        upper = torch.where(a_row < 0, limit, infinity).amin(1)
+        upper = torch.minimum(upper, width[row_face] - 1).floor()
+        flat_edge_fails = ((a_row == 0) & (rest < -INSIDE_TOLERANCE)).any(1)
+        count = torch.where(flat_edge_fails, torch.zeros_like(upper), (upper - lower + 1).clamp(min=0)).long()
+        span_row = torch.repeat_interleave(torch.arange(count.numel(), device=corners.device), count)
+        if span_row.numel() == 0:
+            continue
+        first = torch.cumsum(count, 0) - count
+        offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=corners.device) - first[span_row]).float()
+        face = row_face[span_row]
+        weights = a[face] * offset_x[:, None] + b[face] * offset_y[span_row, None] + c[face]
+        surface = (weights * inverse_depth.view(3, -1)[:, chunk[face]].T).sum(1)
+        inside = (weights >= -2 * INSIDE_TOLERANCE).all(1) & (surface > 0)
+        face_rows = chunk[face[inside]]
+        record(
+            face_rows,
+            surface[inside],
+            low_x.view(-1)[face_rows].long() + offset_x[inside].long(),
+            low_y.view(-1)[face_rows].long() + offset_y[span_row[inside]].long(),
+        )
     found = keys != EMPTY_KEY
     face = torch.where(found, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
     return face.view(batch, size, size)

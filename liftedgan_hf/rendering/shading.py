@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from .camera import PerspectiveCamera
 
-
 OFFICIAL_NORMAL_EPSILON = 1e-7
 
 
