@@ -3,8 +3,8 @@
     python benchmarks/bench_render.py [--repeats 5]
 
 A face-like depth map (a smooth bump in front of the border plane) seen at yaw 30, pitch 10, with a
-transformation map built and blurred as LiftedGAN does. Targets from the issue: forward <= 25 ms per image and <= 0.35x one
-teacher forward; forward+backward <= 4x forward.
+transformation map built and blurred as LiftedGAN does. Targets from the issue: forward <= 25 ms per
+image and <= 0.35x one teacher forward; forward+backward <= 4x forward.
 """
 
 from __future__ import annotations
@@ -43,18 +43,17 @@ def main() -> None:
     print("| batch | forward / image | fwd+bwd / image | fwd+bwd / fwd | teacher forward / image | render / teacher |")
     print("|---:|---:|---:|---:|---:|---:|")
     for batch in (1, 8):
-        depth, colors, rotation, translation, trans_map = face_like_scene(batch)
+        scene = face_like_scene(batch)
+        depth, colors = scene[:2]
         with torch.no_grad():
             w = teacher.mapping(torch.randn(batch, 512))
             teacher_seconds = median_seconds(lambda w=w: teacher.synthesis(w), args.repeats)
-            forward = median_seconds(
-                lambda: renderer.render(depth, colors, rotation, translation, trans_map), args.repeats
-            )
+            forward = median_seconds(lambda scene=scene: renderer.render(*scene), args.repeats)
         depth_grad = depth.clone().requires_grad_(True)
         colors_grad = colors.clone().requires_grad_(True)
 
-        def forward_backward(depth_grad=depth_grad, colors_grad=colors_grad):
-            output = renderer.render(depth_grad, colors_grad, rotation, translation, trans_map)
+        def forward_backward(depth_grad=depth_grad, colors_grad=colors_grad, view=scene[2:]):
+            output = renderer.render(depth_grad, colors_grad, *view)
             output.image.mean().backward()
 
         both = median_seconds(forward_backward, args.repeats)

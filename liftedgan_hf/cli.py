@@ -39,7 +39,7 @@ def parse_angles(text: str) -> list[float]:
             start, stop, step = (float(value) for value in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            count = int(round((stop - start) / step)) + 1
+            count = round((stop - start) / step) + 1
             return [start + index * step for index in range(count) if start + index * step <= stop + 1e-9]
         return [float(value) for value in text.split(",")]
     except ValueError:

@@ -10,6 +10,7 @@ shared convolution (mathematically identical to rosinality's grouped convolution
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -338,7 +339,7 @@ class StyleGAN2Generator(ModelCardMixin, ModelMixin, ConfigMixin):
         self.to_rgb1 = ToRGB(channels[0], style_dim, upsample=False)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
-        for in_channels, out_channels in zip(channels[:-1], channels[1:]):
+        for in_channels, out_channels in itertools.pairwise(channels):
             self.convs.append(
                 StyledConv(in_channels, out_channels, 3, style_dim, upsample=True, blur_kernel=blur_kernel)
             )
