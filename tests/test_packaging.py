@@ -1,7 +1,8 @@
 """Packaging: every sub-package is listed in pyproject.toml and the model-card templates ship."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
