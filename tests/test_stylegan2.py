@@ -178,12 +178,15 @@ def test_gradients_flow_to_parameters_and_w():
     assert all(p.grad is not None for p in discriminator.parameters())
 
 
-def test_half_precision_is_finite():
-    generator = tiny_generator().to(torch.bfloat16)
-    images = generator(torch.randn(2, 8, dtype=torch.bfloat16))
-    assert images.dtype == torch.bfloat16 and torch.isfinite(images).all()
-    discriminator = StyleGAN2Discriminator(resolution=16, channels=[16, 8, 4]).to(torch.bfloat16)
-    assert torch.isfinite(discriminator(images.float().to(torch.bfloat16))).all()
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_finite(dtype):
+    generator = tiny_generator().to(dtype)
+    reference = tiny_generator()(torch.ones(2, 8))
+    images = generator(torch.ones(2, 8, dtype=dtype))
+    assert images.dtype == dtype and torch.isfinite(images).all()
+    assert torch.allclose(images.float(), reference, atol=0.1 * reference.abs().max())
+    discriminator = StyleGAN2Discriminator(resolution=16, channels=[16, 8, 4]).to(dtype)
+    assert torch.isfinite(discriminator(images)).all()
 
 
 # ---------------------------------------------------------------- saving and loading
