@@ -1,0 +1,5 @@
+"""Data: image folders for teacher training."""
+
+from .image_folder import ImageFolderDataset
+
+__all__ = ["ImageFolderDataset"]
