@@ -1,10 +1,12 @@
-"""Training with Accelerate (entry point).
+"""Train with Accelerate: a StyleGAN2 teacher on an image folder, or a LiftedGAN from a teacher.
 
-The `stylegan2` and `lift` training stages are built in a later step of the project; until then this
-entry point says so instead of pretending to work.
+    accelerate launch train_accelerate.py stylegan2 --train_data_dir faces/ --output_dir teacher/
+    accelerate launch train_accelerate.py lift --teacher teacher/ --output_dir liftedgan/
+
+See ``python train_accelerate.py {stylegan2,lift} --help`` for every flag.
 """
 
-import sys
+from liftedgan_hf.training.script import main
 
 if __name__ == "__main__":
-    sys.exit("train_accelerate.py is not available yet: the training stages are still being written.")
+    main()

@@ -48,7 +48,10 @@ class StyleGAN2Trainer:
     """Alternating discriminator and generator updates with an EMA copy of the generator."""
 
     def __init__(
-        self, generator: StyleGAN2Generator, discriminator: StyleGAN2Discriminator, config: StyleGAN2Config | None = None
+        self,
+        generator: StyleGAN2Generator,
+        discriminator: StyleGAN2Discriminator,
+        config: StyleGAN2Config | None = None,
     ):
         self.generator, self.discriminator = generator, discriminator
         self.config = config or StyleGAN2Config()
