@@ -1,0 +1,323 @@
+"""train_accelerate.py end to end at tiny size: both stages, resume equality, SIGKILL, 2 processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from liftedgan_hf import LiftedGAN, StyleGAN2Generator
+from liftedgan_hf.training.checkpointing import COMPLETE_MARKER, list_checkpoints
+from liftedgan_hf.training.lift import LiftingTrainer, NonFiniteLossError, make_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = str(ROOT / "train_accelerate.py")
+LIFT_FLAGS = ["--train_batch_size", "2", "--latent_samples", "500", "--validation_steps", "100"]
+
+
+def run(*arguments, check=True, launcher=(sys.executable,), env=None):
+    result = subprocess.run(
+        [*launcher, SCRIPT, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"training failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for index in range(10):
+        base = np.zeros((36, 36, 3), np.uint8)
+        base[8:28, 10:26] = rng.integers(80, 255, 3)
+        Image.fromarray(base).save(folder / f"{index}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(image_folder, tmp_path_factory):
+    output = tmp_path_factory.mktemp("teacher")
+    run(
+        "stylegan2",
+        "--train_data_dir",
+        image_folder,
+        "--output_dir",
+        output,
+        "--max_train_steps",
+        4,
+        "--train_batch_size",
+        4,
+        "--checkpointing_steps",
+        2,
+        "--validation_steps",
+        2,
+        "--report_to",
+        "tensorboard",
+        "--horizontal_flip",
+        "--path_length",
+        2.0,
+    )
+    return output
+
+
+def weights(folder):
+    return load_file(str(Path(folder) / "diffusion_pytorch_model.safetensors"))
+
+
+def assert_same_weights(first, second):
+    a, b = weights(first), weights(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_stylegan2_stage(teacher):
+    generator = StyleGAN2Generator.from_pretrained(teacher)
+    assert generator.config.resolution == 32
+    assert generator(torch.randn(2, generator.config.style_dim)).shape == (2, 3, 32, 32)
+    assert [path.name for path in list_checkpoints(teacher)] == ["checkpoint-2", "checkpoint-4"]
+    assert (teacher / "validation" / "samples-0000004.png").is_file()
+    assert list((teacher / "logs").rglob("events.out.tfevents*"))
+    card = (teacher / "README.md").read_text()
+    assert "train_accelerate.py stylegan2" in card and "10 files" in card
+
+
+def test_lift_stage_and_resume_equality(teacher, tmp_path):
+    full = tmp_path / "full"
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        full,
+        "--max_train_steps",
+        4,
+        "--checkpointing_steps",
+        2,
+        *LIFT_FLAGS,
+    )
+    model = LiftedGAN.from_pretrained(full)
+    assert model.generate(seed=[0, 1], yaw=20.0).image.shape == (2, 3, 32, 32)
+    assert (full / "validation" / "lifting-0000004.png").is_file()
+    assert "train_accelerate.py lift" in (full / "README.md").read_text()
+
+    parts = tmp_path / "parts"
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        parts,
+        "--max_train_steps",
+        2,
+        "--checkpointing_steps",
+        2,
+        *LIFT_FLAGS,
+    )
+    resumed = run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        parts,
+        "--max_train_steps",
+        4,
+        "--checkpointing_steps",
+        2,
+        "--resume_from_checkpoint",
+        "latest",
+        *LIFT_FLAGS,
+    )
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    assert_same_weights(full, parts)
+
+
+def test_stylegan2_resume_equality(image_folder, tmp_path):
+    common = [
+        "--train_data_dir",
+        image_folder,
+        "--train_batch_size",
+        2,
+        "--checkpointing_steps",
+        3,
+        "--validation_steps",
+        100,
+        "--r1_interval",
+        2,
+    ]
+    run("stylegan2", "--output_dir", tmp_path / "full", "--max_train_steps", 6, *common)
+    run("stylegan2", "--output_dir", tmp_path / "parts", "--max_train_steps", 3, *common)
+    run(
+        "stylegan2",
+        "--output_dir",
+        tmp_path / "parts",
+        "--max_train_steps",
+        6,
+        "--resume_from_checkpoint",
+        "latest",
+        *common,
+    )
+    assert_same_weights(tmp_path / "full", tmp_path / "parts")
+
+
+def test_sigkill_then_resume_latest(teacher, tmp_path):
+    reference = tmp_path / "reference"
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        reference,
+        "--max_train_steps",
+        5,
+        "--checkpointing_steps",
+        1,
+        *LIFT_FLAGS,
+    )
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            SCRIPT,
+            "lift",
+            "--teacher",
+            str(teacher),
+            "--output_dir",
+            str(killed),
+            "--max_train_steps",
+            "5",
+            "--checkpointing_steps",
+            "1",
+            *LIFT_FLAGS,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (killed / "checkpoint-2").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    for checkpoint in list_checkpoints(killed):
+        assert (checkpoint / COMPLETE_MARKER).is_file()
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        killed,
+        "--max_train_steps",
+        5,
+        "--checkpointing_steps",
+        1,
+        "--resume_from_checkpoint",
+        "latest",
+        *LIFT_FLAGS,
+    )
+    assert_same_weights(reference, killed)
+
+
+def test_two_processes_keep_weights_synchronised(teacher, tmp_path):
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    result = run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        tmp_path / "ddp",
+        "--max_train_steps",
+        2,
+        "--checkpointing_steps",
+        2,
+        *LIFT_FLAGS,
+        launcher=(torchrun, "--nproc_per_node", "2"),
+        env={"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"},
+    )
+    assert "weights synchronised across 2 processes" in result.stdout + result.stderr
+    assert LiftedGAN.from_pretrained(tmp_path / "ddp") is not None
+
+
+def test_bad_arguments_and_data(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("stylegan2", "--train_data_dir", tmp_path / "empty", "--output_dir", tmp_path / "o", check=False)
+    assert result.returncode == 2 and "no readable images" in result.stderr
+    result = run("lift", "--teacher", tmp_path / "nothing.pt", "--output_dir", tmp_path / "o", check=False)
+    assert result.returncode == 2 and "nothing.pt" in result.stderr
+    result = run("lift", "--teacher", tmp_path, "--output_dir", tmp_path / "o", "--perceptual", "vgg16", check=False)
+    assert result.returncode == 2 and "--vgg16_weights" in result.stderr
+    result = run("lift", "--teacher", tmp_path, "--output_dir", tmp_path / "o", "--model_config", "huge", check=False)
+    assert result.returncode != 0
+
+
+def test_losses_decrease_when_overfitting_a_fixed_batch(tiny_liftedgan):
+    tiny_liftedgan.train()
+    trainer = LiftingTrainer(tiny_liftedgan)
+    optimizer = make_optimizer(tiny_liftedgan, learning_rate=1e-3)
+    history = [trainer.step(4, torch.Generator().manual_seed(0), optimizer, step)["total"] for step in range(25)]
+    assert all(np.isfinite(history))
+    assert np.mean(history[-5:]) < 0.8 * np.mean(history[:5])
+
+
+def test_non_finite_loss_stops_with_the_term_and_step(tiny_liftedgan, monkeypatch, teacher, tmp_path):
+    from liftedgan_hf import losses
+
+    original = losses.latent_prior_loss
+    calls = {"count": 0}
+
+    def poisoned(*args):
+        calls["count"] += 1
+        value = original(*args)
+        return value * float("nan") if calls["count"] >= 3 else value
+
+    monkeypatch.setattr(losses, "latent_prior_loss", poisoned)
+    trainer = LiftingTrainer(tiny_liftedgan.train())
+    optimizer = make_optimizer(tiny_liftedgan)
+    trainer.step(2, torch.Generator().manual_seed(0), optimizer, step=0)
+    trainer.step(2, torch.Generator().manual_seed(1), optimizer, step=1)
+    before = {k: v.clone() for k, v in tiny_liftedgan.state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match="'latent_prior' is nan at step 2"):
+        trainer.step(2, torch.Generator().manual_seed(2), optimizer, step=2)
+    assert all(torch.equal(before[k], v) for k, v in tiny_liftedgan.state_dict().items())  # no update
+
+
+def test_model_config_json(teacher, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "generator": {},
+                "lifting": {
+                    "depth_net": {"code_dim": 16, "base_channels": 8},
+                    "trans_net": {"code_dim": 4, "base_channels": 8},
+                },
+            }
+        )
+    )
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        tmp_path / "o",
+        "--model_config",
+        config,
+        "--max_train_steps",
+        1,
+        "--checkpointing_steps",
+        1,
+        *LIFT_FLAGS,
+    )
+    assert LiftedGAN.from_pretrained(tmp_path / "o").depth_net.mlp[0].out_features == 16
