@@ -35,7 +35,7 @@ def child(stage: str, preset: str, batch: int, steps: int) -> None:
         real = torch.rand(batch, 3, generator.config.resolution, generator.config.resolution) * 2 - 1
 
         def step(index):
-            trainer.step(real, torch.Generator().manual_seed(index), optimizers, index)
+            trainer.step([real], torch.Generator().manual_seed(index), optimizers, index)
     else:
         model = LiftedGAN(generator_config=config["generator"], lifting_config=config["lifting"])
         model.compute_latent_statistics(2000)

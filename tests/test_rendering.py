@@ -347,3 +347,18 @@ def test_pytorch3d_backend_matches_torch_backend():
     assert torch.allclose(
         reference.image[agree.expand_as(reference.image)], other.image[agree.expand_as(other.image)], atol=1e-3
     )
+
+
+def test_half_precision_inputs_render_like_float32():
+    torch.manual_seed(5)
+    renderer = Renderer(64)
+    depth = 1 + 0.05 * torch.rand(2, 64, 64)
+    colors = torch.rand(2, 3, 64, 64)
+    rotation = torch.tensor([[5.0, 30.0, 0.0], [-5.0, -20.0, 0.0]])
+    reference = renderer.render(depth, colors, rotation, torch.zeros(2, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = renderer.render(depth.bfloat16(), colors.bfloat16(), rotation.bfloat16(), torch.zeros(2, 3).bfloat16())
+    assert half.image.dtype == torch.bfloat16 and torch.isfinite(half.image.float()).all()
+    agree = (reference.mask * half.mask.float()) > 0
+    assert agree.float().mean() > 0.9
+    assert (reference.image - half.image.float()).abs()[agree.expand_as(reference.image)].mean() < 0.02

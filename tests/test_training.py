@@ -158,7 +158,8 @@ def test_stylegan2_resume_equality(image_folder, tmp_path):
         "--r1_interval",
         2,
     ]
-    run("stylegan2", "--output_dir", tmp_path / "full", "--max_train_steps", 6, *common)
+    run("stylegan2", "--output_dir", tmp_path / "full", "--max_train_steps", 6, "--checkpoints_total_limit", 1, *common)
+    assert [path.name for path in list_checkpoints(tmp_path / "full")] == ["checkpoint-6"]
     run("stylegan2", "--output_dir", tmp_path / "parts", "--max_train_steps", 3, *common)
     run(
         "stylegan2",
@@ -321,3 +322,41 @@ def test_model_config_json(teacher, tmp_path):
         *LIFT_FLAGS,
     )
     assert LiftedGAN.from_pretrained(tmp_path / "o").depth_net.mlp[0].out_features == 16
+
+
+def test_accumulation_and_mixed_precision(teacher, image_folder, tmp_path):
+    run(
+        "lift",
+        "--teacher",
+        teacher,
+        "--output_dir",
+        tmp_path / "lift",
+        "--max_train_steps",
+        1,
+        "--checkpointing_steps",
+        1,
+        "--gradient_accumulation_steps",
+        2,
+        "--mixed_precision",
+        "bf16",
+        *LIFT_FLAGS,
+    )
+    run(
+        "stylegan2",
+        "--train_data_dir",
+        image_folder,
+        "--output_dir",
+        tmp_path / "teacher",
+        "--max_train_steps",
+        1,
+        "--checkpointing_steps",
+        1,
+        "--train_batch_size",
+        2,
+        "--gradient_accumulation_steps",
+        2,
+        "--mixed_precision",
+        "bf16",
+    )
+    assert LiftedGAN.from_pretrained(tmp_path / "lift") is not None
+    assert StyleGAN2Generator.from_pretrained(tmp_path / "teacher") is not None

@@ -198,19 +198,25 @@ class Renderer(nn.Module):
             clip_contour_gradient: apply the official gradient rule (:func:`clip_contour_gradient`).
         """
         self._check_inputs(depth, colors, rotation, translation, trans_map)
-        if clip_contour_gradient:
-            depth = _ClipContourGradient.apply(depth)
-        vertices = self.transformed_points(depth, rotation, translation, trans_map)
-        fragments = self.rasterize(vertices)
-        batch, channels = colors.shape[:2]
-        attributes = colors.permute(0, 2, 3, 1).reshape(batch, -1, channels)
-        image = interpolate_attributes(fragments, attributes, self.grid_faces(device=depth.device))
-        mask = fragments.mask[:, None]
-        image = torch.where(mask, image, torch.full_like(image, background))
-        rendered_depth = torch.where(
-            fragments.mask, fragments.depth, torch.full_like(fragments.depth, self.empty_depth)
-        )
-        return RenderOutput(image=image, depth=rendered_depth, mask=mask.to(colors.dtype))
+        # Geometry needs float32 at least: half-precision pixel coordinates are off by a tenth of a
+        # pixel at 256 and break barycentrics. So autocast is off here and inputs are promoted.
+        dtype = torch.promote_types(depth.dtype, torch.float32)
+        with torch.autocast(depth.device.type, enabled=False):
+            depth, rotation, translation = depth.to(dtype), rotation.to(dtype), translation.to(dtype)
+            trans_map = None if trans_map is None else trans_map.to(dtype)
+            if clip_contour_gradient:
+                depth = _ClipContourGradient.apply(depth)
+            vertices = self.transformed_points(depth, rotation, translation, trans_map)
+            fragments = self.rasterize(vertices)
+            batch, channels = colors.shape[:2]
+            attributes = colors.to(dtype).permute(0, 2, 3, 1).reshape(batch, -1, channels)
+            image = interpolate_attributes(fragments, attributes, self.grid_faces(device=depth.device))
+            mask = fragments.mask[:, None]
+            image = torch.where(mask, image, torch.full_like(image, background))
+            rendered_depth = torch.where(
+                fragments.mask, fragments.depth, torch.full_like(fragments.depth, self.empty_depth)
+            )
+        return RenderOutput(image=image.to(colors.dtype), depth=rendered_depth, mask=mask.to(colors.dtype))
 
     def extra_repr(self) -> str:
         return (

@@ -332,23 +332,32 @@ def train_stylegan2(args, parser) -> None:
         torch.utils.data.DataLoader(
             dataset,
             batch_sampler=StepBatches(
-                len(dataset), args.train_batch_size, accelerator, args.seed, first_step, args.max_train_steps
+                len(dataset),
+                args.train_batch_size,
+                accelerator,
+                args.seed,
+                first_step * args.gradient_accumulation_steps,
+                args.max_train_steps * args.gradient_accumulation_steps,
             ),
             num_workers=args.dataloader_num_workers,
         )
     )
 
-    def batch_for(step: int, rng: torch.Generator) -> torch.Tensor:
-        images = next(batches)
-        if args.horizontal_flip:
-            flip = torch.rand(len(images), generator=rng) < 0.5
-            images[flip] = images[flip].flip(-1)
-        return images.to(accelerator.device)
+    def batches_for(rng: torch.Generator) -> list[torch.Tensor]:
+        """The real images of one step: one batch per gradient-accumulation step."""
+        parts = []
+        for _ in range(args.gradient_accumulation_steps):
+            images = next(batches)
+            if args.horizontal_flip:
+                flip = torch.rand(len(images), generator=rng) < 0.5
+                images[flip] = images[flip].flip(-1)
+            parts.append(images.to(accelerator.device))
+        return parts
 
     def run_step(step, rng):
         with accelerator.autocast():
             return trainer.step(
-                batch_for(step, rng),
+                batches_for(rng),
                 rng,
                 optimizers,
                 step,

@@ -74,14 +74,15 @@ class StyleGAN2Trainer:
 
     def step(
         self,
-        real_images: torch.Tensor,
+        real_batches: list[torch.Tensor],
         rng: torch.Generator,
         optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
         step: int,
         backward=None,
         reduce_gradients=None,
     ) -> dict[str, float]:
-        """One discriminator and one generator update on ``real_images`` (B, 3, R, R) in [-1, 1].
+        """One discriminator and one generator update, accumulating gradients over ``real_batches``
+        (each (B, 3, R, R) in [-1, 1]; one per gradient-accumulation step).
 
         Latents and mixing come from ``rng``; the synthesis noise from torch's global generator, which
         the training script seeds per step so that resumed runs repeat exactly.
@@ -89,53 +90,61 @@ class StyleGAN2Trainer:
         backward = backward or (lambda loss: loss.backward())
         reduce_gradients = reduce_gradients or (lambda parameters: None)
         generator_optimizer, discriminator_optimizer = optimizers
-        config, batch = self.config, real_images.shape[0]
-        logged = {}
+        config, parts = self.config, len(real_batches)
+        logged: dict[str, float] = {}
+
+        def log(name: str, value: torch.Tensor) -> None:
+            logged[name] = logged.get(name, 0.0) + value.item() / parts
 
         # discriminator
         self.generator.requires_grad_(False)
         self.discriminator.requires_grad_(True)
-        with torch.no_grad():
-            fake = self._fake(batch, rng)
-        loss = F.softplus(self.discriminator(fake)).mean() + F.softplus(-self.discriminator(real_images)).mean()
-        self._check(step, d_loss=loss)
         discriminator_optimizer.zero_grad(set_to_none=True)
-        backward(loss)
-        logged["d_loss"] = loss.item()
-        if config.r1 > 0 and step % config.r1_interval == 0:
-            real = real_images.detach().requires_grad_(True)
-            (gradient,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
-            penalty = gradient.pow(2).flatten(1).sum(1).mean()
-            self._check(step, r1=penalty)
-            backward(config.r1 / 2 * penalty * config.r1_interval)
-            logged["r1"] = penalty.item()
+        for real_images in real_batches:
+            with torch.no_grad():
+                fake = self._fake(real_images.shape[0], rng)
+            loss = F.softplus(self.discriminator(fake)).mean() + F.softplus(-self.discriminator(real_images)).mean()
+            self._check(step, d_loss=loss)
+            backward(loss / parts)
+            log("d_loss", loss)
+            if config.r1 > 0 and step % config.r1_interval == 0:
+                real = real_images.detach().requires_grad_(True)
+                (gradient,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
+                penalty = gradient.pow(2).flatten(1).sum(1).mean()
+                self._check(step, r1=penalty)
+                backward(config.r1 / 2 * penalty * config.r1_interval / parts)
+                log("r1", penalty)
         reduce_gradients(self.discriminator.parameters())
         discriminator_optimizer.step()
 
         # generator
         self.generator.requires_grad_(True)
         self.discriminator.requires_grad_(False)
-        loss = F.softplus(-self.discriminator(self._fake(batch, rng))).mean()
-        self._check(step, g_loss=loss)
         generator_optimizer.zero_grad(set_to_none=True)
-        backward(loss)
-        logged["g_loss"] = loss.item()
-        if config.path_length > 0 and step % config.path_length_interval == 0:
-            images, ws = self._fake(max(1, batch // 2), rng, return_ws=True)
-            noise = torch.randn(images.shape, generator=rng).to(images) / math.sqrt(images.shape[2] * images.shape[3])
-            (gradient,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
-            lengths = gradient.pow(2).sum(2).mean(1).sqrt()
-            mean = self.path_length_mean.to(lengths) + config.path_length_decay * (
-                lengths.mean().detach() - self.path_length_mean.to(lengths)
-            )
-            penalty = (lengths - mean).pow(2).mean()
-            self._check(step, path_length=penalty)
-            backward(config.path_length * config.path_length_interval * penalty)
-            self.path_length_mean = mean.detach()
-            logged["path_length"] = penalty.item()
+        for real_images in real_batches:
+            batch = real_images.shape[0]
+            loss = F.softplus(-self.discriminator(self._fake(batch, rng))).mean()
+            self._check(step, g_loss=loss)
+            backward(loss / parts)
+            log("g_loss", loss)
+            if config.path_length > 0 and step % config.path_length_interval == 0:
+                images, ws = self._fake(max(1, batch // 2), rng, return_ws=True)
+                noise = torch.randn(images.shape, generator=rng).to(images) / math.sqrt(
+                    images.shape[2] * images.shape[3]
+                )
+                (gradient,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+                lengths = gradient.pow(2).sum(2).mean(1).sqrt()
+                mean = self.path_length_mean.to(lengths) + config.path_length_decay * (
+                    lengths.mean().detach() - self.path_length_mean.to(lengths)
+                )
+                penalty = (lengths - mean).pow(2).mean()
+                self._check(step, path_length=penalty)
+                backward(config.path_length * config.path_length_interval * penalty / parts)
+                self.path_length_mean = mean.detach()
+                log("path_length", penalty)
         reduce_gradients(self.generator.parameters())
         generator_optimizer.step()
-        self.update_ema(batch)
+        self.update_ema(sum(batch.shape[0] for batch in real_batches))
         return logged
 
     @torch.no_grad()
