@@ -360,5 +360,5 @@ def test_half_precision_inputs_render_like_float32():
         half = renderer.render(depth.bfloat16(), colors.bfloat16(), rotation.bfloat16(), torch.zeros(2, 3).bfloat16())
     assert half.image.dtype == torch.bfloat16 and torch.isfinite(half.image.float()).all()
     agree = (reference.mask * half.mask.float()) > 0
-    assert agree.float().mean() > 0.9
+    assert (reference.mask == half.mask.float()).float().mean() > 0.95
     assert (reference.image - half.image.float()).abs()[agree.expand_as(reference.image)].mean() < 0.02
