@@ -84,6 +84,12 @@ def assert_same_weights(first, second):
         assert torch.equal(a[key], b[key]), key
 
 
+def lift(teacher, output, steps, *extra, **kwargs):
+    """The lift stage for ``steps`` steps, a checkpoint every step unless ``extra`` says otherwise."""
+    return run("lift", "--teacher", teacher, "--output_dir", output, "--max_train_steps", steps,
+               "--checkpointing_steps", 1, *LIFT_FLAGS, *extra, **kwargs)  # fmt: skip
+
+
 def test_stylegan2_stage(teacher):
     generator = StyleGAN2Generator.from_pretrained(teacher)
     assert generator.config.resolution == 32
@@ -96,114 +102,47 @@ def test_stylegan2_stage(teacher):
 
 
 def test_lift_stage_and_resume_equality(teacher, tmp_path):
-    full = tmp_path / "full"
-    run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        full,
-        "--max_train_steps",
-        4,
-        "--checkpointing_steps",
-        2,
-        *LIFT_FLAGS,
-    )
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    lift(teacher, full, 4)
     model = LiftedGAN.from_pretrained(full)
     assert model.generate(seed=[0, 1], yaw=20.0).image.shape == (2, 3, 32, 32)
     assert (full / "validation" / "lifting-0000004.png").is_file()
     assert "train_accelerate.py lift" in (full / "README.md").read_text()
-
-    parts = tmp_path / "parts"
-    run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        parts,
-        "--max_train_steps",
-        2,
-        "--checkpointing_steps",
-        2,
-        *LIFT_FLAGS,
-    )
-    resumed = run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        parts,
-        "--max_train_steps",
-        4,
-        "--checkpointing_steps",
-        2,
-        "--resume_from_checkpoint",
-        "latest",
-        *LIFT_FLAGS,
-    )
+    lift(teacher, parts, 2)
+    resumed = lift(teacher, parts, 4, "--resume_from_checkpoint", "latest")
     assert "resumed from" in resumed.stdout + resumed.stderr
     assert_same_weights(full, parts)
 
 
 def test_stylegan2_resume_equality(image_folder, tmp_path):
-    common = [
-        "--train_data_dir",
-        image_folder,
-        "--train_batch_size",
-        2,
-        "--checkpointing_steps",
-        3,
-        "--validation_steps",
-        100,
-        "--r1_interval",
-        2,
-    ]
-    run("stylegan2", "--output_dir", tmp_path / "full", "--max_train_steps", 6, "--checkpoints_total_limit", 1, *common)
+    def teacher_run(output, steps, *extra):
+        run("stylegan2", "--train_data_dir", image_folder, "--output_dir", output, "--max_train_steps", steps,
+            "--train_batch_size", 2, "--checkpointing_steps", 3, "--validation_steps", 100, "--r1_interval", 2,
+            *extra)  # fmt: skip
+
+    teacher_run(tmp_path / "full", 6, "--checkpoints_total_limit", 1)
     assert [path.name for path in list_checkpoints(tmp_path / "full")] == ["checkpoint-6"]
-    run("stylegan2", "--output_dir", tmp_path / "parts", "--max_train_steps", 3, *common)
-    run(
-        "stylegan2",
-        "--output_dir",
-        tmp_path / "parts",
-        "--max_train_steps",
-        6,
-        "--resume_from_checkpoint",
-        "latest",
-        *common,
-    )
+    teacher_run(tmp_path / "parts", 3)
+    teacher_run(tmp_path / "parts", 6, "--resume_from_checkpoint", "latest")
     assert_same_weights(tmp_path / "full", tmp_path / "parts")
 
 
 def test_sigkill_then_resume_latest(teacher, tmp_path):
-    reference = tmp_path / "reference"
-    run(
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    lift(teacher, reference, 5)
+    arguments = [
         "lift",
         "--teacher",
         teacher,
         "--output_dir",
-        reference,
+        killed,
         "--max_train_steps",
         5,
         "--checkpointing_steps",
         1,
-        *LIFT_FLAGS,
-    )
-    killed = tmp_path / "killed"
+    ]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            SCRIPT,
-            "lift",
-            "--teacher",
-            str(teacher),
-            "--output_dir",
-            str(killed),
-            "--max_train_steps",
-            "5",
-            "--checkpointing_steps",
-            "1",
-            *LIFT_FLAGS,
-        ],
+        [sys.executable, SCRIPT, *map(str, arguments), *LIFT_FLAGS],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -214,39 +153,14 @@ def test_sigkill_then_resume_latest(teacher, tmp_path):
     process.wait()
     for checkpoint in list_checkpoints(killed):
         assert (checkpoint / COMPLETE_MARKER).is_file()
-    run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        killed,
-        "--max_train_steps",
-        5,
-        "--checkpointing_steps",
-        1,
-        "--resume_from_checkpoint",
-        "latest",
-        *LIFT_FLAGS,
-    )
+    lift(teacher, killed, 5, "--resume_from_checkpoint", "latest")
     assert_same_weights(reference, killed)
 
 
 def test_two_processes_keep_weights_synchronised(teacher, tmp_path):
     torchrun = str(Path(sys.executable).with_name("torchrun"))
-    result = run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        tmp_path / "ddp",
-        "--max_train_steps",
-        2,
-        "--checkpointing_steps",
-        2,
-        *LIFT_FLAGS,
-        launcher=(torchrun, "--nproc_per_node", "2"),
-        env={"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"},
-    )
+    result = lift(teacher, tmp_path / "ddp", 2, launcher=(torchrun, "--nproc_per_node", "2"),
+                  env={"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert "weights synchronised across 2 processes" in result.stdout + result.stderr
     assert LiftedGAN.from_pretrained(tmp_path / "ddp") is not None
 
@@ -296,67 +210,16 @@ def test_non_finite_loss_stops_with_the_term_and_step(tiny_liftedgan, monkeypatc
 
 def test_model_config_json(teacher, tmp_path):
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "generator": {},
-                "lifting": {
-                    "depth_net": {"code_dim": 16, "base_channels": 8},
-                    "trans_net": {"code_dim": 4, "base_channels": 8},
-                },
-            }
-        )
-    )
-    run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        tmp_path / "o",
-        "--model_config",
-        config,
-        "--max_train_steps",
-        1,
-        "--checkpointing_steps",
-        1,
-        *LIFT_FLAGS,
-    )
+    lifting = {"depth_net": {"code_dim": 16, "base_channels": 8}, "trans_net": {"code_dim": 4, "base_channels": 8}}
+    config.write_text(json.dumps({"generator": {}, "lifting": lifting}))
+    lift(teacher, tmp_path / "o", 1, "--model_config", config)
     assert LiftedGAN.from_pretrained(tmp_path / "o").depth_net.mlp[0].out_features == 16
 
 
 def test_accumulation_and_mixed_precision(teacher, image_folder, tmp_path):
-    run(
-        "lift",
-        "--teacher",
-        teacher,
-        "--output_dir",
-        tmp_path / "lift",
-        "--max_train_steps",
-        1,
-        "--checkpointing_steps",
-        1,
-        "--gradient_accumulation_steps",
-        2,
-        "--mixed_precision",
-        "bf16",
-        *LIFT_FLAGS,
-    )
-    run(
-        "stylegan2",
-        "--train_data_dir",
-        image_folder,
-        "--output_dir",
-        tmp_path / "teacher",
-        "--max_train_steps",
-        1,
-        "--checkpointing_steps",
-        1,
-        "--train_batch_size",
-        2,
-        "--gradient_accumulation_steps",
-        2,
-        "--mixed_precision",
-        "bf16",
-    )
+    half = ["--gradient_accumulation_steps", 2, "--mixed_precision", "bf16"]
+    lift(teacher, tmp_path / "lift", 1, *half)
+    run("stylegan2", "--train_data_dir", image_folder, "--output_dir", tmp_path / "teacher", "--max_train_steps", 1,
+        "--checkpointing_steps", 1, "--train_batch_size", 2, *half)  # fmt: skip
     assert LiftedGAN.from_pretrained(tmp_path / "lift") is not None
     assert StyleGAN2Generator.from_pretrained(tmp_path / "teacher") is not None
