@@ -1,0 +1,69 @@
+"""scripts/train_demo_model.py at tiny size, and the bundled demo model it produced."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import liftedgan_hf
+from liftedgan_hf import LiftedGAN
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = [
+    sys.executable,
+    str(ROOT / "scripts" / "train_demo_model.py"),
+    "--preset", "tiny", "--resolution", "32", "--num-train", "24", "--num-held-out", "6",
+    "--teacher-steps", "2", "--lift-steps", "2", "--ablation-steps", "2", "--batch-size", "4",
+    "--checkpoint-every", "1", "--inversion-steps", "2",
+]  # fmt: skip
+
+
+def run_recipe(work: Path, export: Path) -> str:
+    result = subprocess.run(
+        [*RECIPE, "--work-dir", str(work), "--export-dir", str(export)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_recipe_runs_every_stage_then_skips_them(tmp_path):
+    work, export = tmp_path / "work", tmp_path / "export"
+    first = run_recipe(work, export)
+    for stage in ("data", "held-out data", "teacher", "lift", "ablation", "evaluate"):
+        assert f"[{stage}] " in first and f"[{stage}] done already" not in first
+
+    model = LiftedGAN.from_pretrained(export)
+    assert model.generate(seed=[0]).image.shape == (1, 3, 32, 32)
+    card = (export / "README.md").read_text()
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert set(metrics) == {"LiftedGAN", "ablation (no flip, no perturbation)", "flat depth", "mean true face depth"}
+    assert "| flat depth |" in card and "train_accelerate.py lift" in card and "--lambda_flip 0" in card
+    log = json.loads((work / "recipe_log.json").read_text())
+    assert all(entry["seconds"] > 0 for entry in log.values())
+
+    # A second run finds every output and only re-exports.
+    second = run_recipe(work, export)
+    for stage in ("data", "held-out data", "teacher", "lift", "ablation", "evaluate"):
+        assert f"[{stage}] done already" in second
+    assert json.loads((work / "recipe_log.json").read_text()) == log
+
+
+@pytest.mark.skipif(not Path(liftedgan_hf.DEMO_MODEL).is_dir(), reason="the demo model has not been trained yet")
+def test_bundled_demo_model_loads_offline_and_is_small(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = Path(liftedgan_hf.DEMO_MODEL)
+    assert sum(path.stat().st_size for path in folder.iterdir()) <= 25 * 2**20
+    model = LiftedGAN.from_pretrained(liftedgan_hf.DEMO_MODEL).eval()
+    assert model.config.generator_config["resolution"] >= 64
+    output = model.generate(seed=[0, 1])
+    assert torch.isfinite(output.image).all() and output.depth.shape[0] == 2
+    assert "| flat depth |" in (folder / "README.md").read_text()
