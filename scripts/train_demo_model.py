@@ -74,7 +74,8 @@ def main() -> None:
            "--first-seed", str(HELD_OUT_FIRST_SEED)], log)  # fmt: skip
     stage(work, "teacher", work / "teacher" / weights,
           [*train, "stylegan2", "--train_data_dir", str(work / "data" / "images"), "--output_dir",
-           str(work / "teacher"), "--max_train_steps", str(args.teacher_steps), "--horizontal_flip", *common], log)  # fmt: skip
+           str(work / "teacher"), "--max_train_steps", str(args.teacher_steps), "--horizontal_flip",
+           *common], log)  # fmt: skip
     stage(work, "lift", work / "lift" / weights,
           [*train, "lift", "--teacher", str(work / "teacher"), "--output_dir", str(work / "lift"),
            "--max_train_steps", str(args.lift_steps), *common], log)  # fmt: skip
@@ -108,10 +109,13 @@ def export(work: Path, args, log: dict) -> None:
         ),
         "model_id": "liftedgan_hf.DEMO_MODEL",
         "training_data": (
-            f"{args.num_train} synthetic faces (`python -m liftedgan_hf.data.synthetic_faces`, seeds 0-{args.num_train - 1}, "
-            f"{args.resolution}x{args.resolution}) with random yaw (+-40), pitch (+-15) and light."
+            f"{args.num_train} synthetic faces (`python -m liftedgan_hf.data.synthetic_faces`, "
+            f"seeds 0-{args.num_train - 1}, {args.resolution}x{args.resolution}) with random yaw (+-40), "
+            "pitch (+-15) and light."
         ),
-        "training_procedure": f"`python scripts/train_demo_model.py`, {total_minutes:.0f} minutes in all:\n\n{commands}",
+        "training_procedure": (
+            f"`python scripts/train_demo_model.py`, {total_minutes:.0f} minutes in all:\n\n{commands}"
+        ),
         "metrics": (
             f"On {args.num_held_out} held-out synthetic faces (seeds from {HELD_OUT_FIRST_SEED}), "
             f"`python -m liftedgan_hf.evaluate --model ... --data ...` ({args.inversion_steps} inversion steps):\n\n"
