@@ -31,11 +31,13 @@ def stage(work: Path, name: str, done: Path, command: list[str], log: dict) -> N
         return
     print(f"[{name}] {' '.join(command)}", flush=True)
     started = time.time()
-    subprocess.run(command, check=True, cwd=ROOT)
-    log.setdefault(name, {"seconds": 0.0, "commands": []})
-    log[name]["seconds"] += time.time() - started
-    log[name]["commands"].append(" ".join(command))
-    (work / "recipe_log.json").write_text(json.dumps(log, indent=2))
+    try:
+        subprocess.run(command, check=True, cwd=ROOT)
+    finally:  # an interrupted run's time counts too: the next sitting resumes from its checkpoints
+        log.setdefault(name, {"seconds": 0.0, "commands": []})
+        log[name]["seconds"] += time.time() - started
+        log[name]["commands"].append(" ".join(command))
+        (work / "recipe_log.json").write_text(json.dumps(log, indent=2))
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from liftedgan_hf import LiftedGAN, StyleGAN2Generator
 from liftedgan_hf.training.checkpointing import COMPLETE_MARKER, list_checkpoints
 from liftedgan_hf.training.lift import LiftingTrainer, NonFiniteLossError, make_optimizer
+from liftedgan_hf.training.stylegan2 import StyleGAN2Config, StyleGAN2Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(ROOT / "train_accelerate.py")
@@ -175,6 +176,25 @@ def test_bad_arguments_and_data(tmp_path):
     assert result.returncode == 2 and "--vgg16_weights" in result.stderr
     result = run("lift", "--teacher", tmp_path, "--output_dir", tmp_path / "o", "--model_config", "huge", check=False)
     assert result.returncode != 0
+
+
+def test_ema_rampup_follows_the_generator_early_and_slows_later():
+    def ema_gap(rampup, step):
+        torch.manual_seed(0)
+        generator = StyleGAN2Generator(resolution=8, style_dim=8, n_mlp=1, channels=[8, 8])
+        trainer = StyleGAN2Trainer(generator, None, StyleGAN2Config(ema_rampup=rampup))
+        with torch.no_grad():
+            for parameter in generator.parameters():
+                parameter.add_(1.0)
+        trainer.update_ema(batch=8, step=step)
+        return max((ema - new).abs().max().item() for ema, new in zip(trainer.ema.parameters(), generator.parameters()))
+
+    # half-life 0.05 * 8 images at step 0: the EMA all but copies the generator (0.5 ** 20 of the old weights)
+    assert ema_gap(0.05, step=0) < 1e-5
+    # without the ramp-up (half-life 10k images) it keeps 0.5 ** (8 / 10000) of the old weights
+    assert abs(ema_gap(0.0, step=0) - 0.5 ** (8 / 10_000)) < 1e-5
+    # late in training the ramp-up no longer shortens the half-life
+    assert abs(ema_gap(0.05, step=100_000) - 0.5 ** (8 / 10_000)) < 1e-5
 
 
 def test_losses_decrease_when_overfitting_a_fixed_batch(tiny_liftedgan):

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--path_length", type=float, default=StyleGAN2Config.path_length)
     teacher.add_argument("--mixing_probability", type=float, default=StyleGAN2Config.mixing_probability)
     teacher.add_argument("--ema_half_life_images", type=float, default=StyleGAN2Config.ema_half_life_images)
+    teacher.add_argument(
+        "--ema_rampup", type=float, default=StyleGAN2Config.ema_rampup, help="EMA half-life <= this x images seen"
+    )
     teacher.add_argument("--horizontal_flip", action="store_true", help="mirror real images at random")
 
     lift = stages.add_parser("lift", parents=[shared], help="distil a teacher into a LiftedGAN")
@@ -315,6 +318,7 @@ def train_stylegan2(args, parser) -> None:
         path_length=args.path_length,
         mixing_probability=args.mixing_probability,
         ema_half_life_images=args.ema_half_life_images,
+        ema_rampup=args.ema_rampup,
     )
     trainer = StyleGAN2Trainer(generator, discriminator, train_config)
     optimizers = make_optimizers(generator, discriminator, args.learning_rate or 2e-3, train_config)

@@ -25,6 +25,9 @@ class StyleGAN2Config:
     path_length_decay: float = 0.01
     mixing_probability: float = 0.9
     ema_half_life_images: float = 10_000.0
+    # StyleGAN2-ADA's ramp-up: the half-life is at most this fraction of the images seen so far, so a
+    # short run's EMA is not dominated by the random initial weights (0: constant half-life).
+    ema_rampup: float = 0.05
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,12 +147,16 @@ class StyleGAN2Trainer:
                 log("path_length", penalty)
         reduce_gradients(self.generator.parameters())
         generator_optimizer.step()
-        self.update_ema(sum(batch.shape[0] for batch in real_batches))
+        self.update_ema(sum(batch.shape[0] for batch in real_batches), step)
         return logged
 
     @torch.no_grad()
-    def update_ema(self, batch: int) -> None:
-        decay = 0.5 ** (batch / self.config.ema_half_life_images)
+    def update_ema(self, batch: int, step: int) -> None:
+        """Move the EMA generator towards the trained one after ``step`` (0-based) of ``batch`` images."""
+        half_life = self.config.ema_half_life_images
+        if self.config.ema_rampup > 0:
+            half_life = min(half_life, self.config.ema_rampup * (step + 1) * batch)
+        decay = 0.5 ** (batch / half_life)
         for ema_parameter, parameter in zip(self.ema.parameters(), self.generator.parameters()):
             ema_parameter.lerp_(parameter, 1 - decay)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers()):
