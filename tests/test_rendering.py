@@ -15,7 +15,7 @@ from liftedgan_hf.rendering import (
     rasterize,
     rotation_matrix,
 )
-from liftedgan_hf.rendering.camera import grid_face_values
+from liftedgan_hf.rendering.camera import grid_face_corners
 
 ZERO = torch.zeros(1, 3)
 
@@ -70,11 +70,11 @@ def test_unproject_and_project_round_trip():
     assert torch.allclose(pixels, torch.stack([cols, rows], -1).expand_as(pixels), atol=1e-4)
 
 
-def test_grid_face_values_equal_gather():
-    values = torch.randn(2, 4, 5, 3)
+def test_grid_face_corners_equal_gather():
+    values = torch.randn(2, 4, 5)
     faces = grid_faces(4, 5)
     assert faces.shape == (2 * 3 * 4, 3)
-    assert torch.equal(grid_face_values(values), values.reshape(2, -1, 3)[:, faces])
+    assert torch.equal(grid_face_corners(values), values.reshape(2, -1)[:, faces].permute(2, 0, 1))
 
 
 # ---------------------------------------------------------------- rendering

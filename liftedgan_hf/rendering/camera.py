@@ -40,13 +40,18 @@ class PerspectiveCamera:
         focal, centre = self.focal, self.principal_point
         return torch.tensor([[focal, 0, centre], [0, focal, centre], [0, 0, 1]], dtype=dtype, device=device)
 
+    def rays(self, height: int, width: int, dtype: torch.dtype = torch.float32, device=None):
+        """K^-1 (u, v, 1) of the pixel centres as x (1, 1, W) and y (1, H, 1); z is 1."""
+        rows = torch.arange(height, dtype=dtype, device=device)
+        cols = torch.arange(width, dtype=dtype, device=device)
+        return (
+            ((cols - self.principal_point) / self.focal).view(1, 1, width),
+            ((rows - self.principal_point) / self.focal).view(1, height, 1),
+        )
+
     def unproject(self, depth: torch.Tensor) -> torch.Tensor:
         """Depth maps (B, H, W) -> camera-space points (B, H, W, 3): d * K^-1 (u, v, 1)."""
-        height, width = depth.shape[-2:]
-        rows = torch.arange(height, dtype=depth.dtype, device=depth.device)
-        cols = torch.arange(width, dtype=depth.dtype, device=depth.device)
-        x = ((cols - self.principal_point) / self.focal).view(1, 1, width).expand_as(depth)
-        y = ((rows - self.principal_point) / self.focal).view(1, height, 1).expand_as(depth)
+        x, y = self.rays(*depth.shape[-2:], dtype=depth.dtype, device=depth.device)
         return torch.stack([x * depth, y * depth, depth], dim=-1)
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
@@ -69,6 +74,28 @@ def rotation_matrix(rotation_degrees: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
+def transform_components(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    rotation_degrees: torch.Tensor,
+    translation: torch.Tensor,
+    rotation_center_depth: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`transform_points` on coordinates kept apart, each (B, ...): element-wise work on whole
+    images, much faster on a CPU than small 3 x 3 matrix products per point."""
+    matrix = rotation_matrix(rotation_degrees).to(x.dtype)
+    matrix = matrix.view(*matrix.shape, *[1] * (x.dim() - 1))
+    translation = translation.to(x.dtype).view(*translation.shape, *[1] * (x.dim() - 1))
+    centred_z = z - rotation_center_depth
+    moved = [matrix[:, row, 0] * x + matrix[:, row, 1] * y + matrix[:, row, 2] * centred_z for row in range(3)]
+    return (
+        moved[0] + translation[:, 0],
+        moved[1] + translation[:, 1],
+        moved[2] + (rotation_center_depth + translation[:, 2]),
+    )
+
+
 def transform_points(
     points: torch.Tensor,
     rotation_degrees: torch.Tensor,
@@ -76,11 +103,8 @@ def transform_points(
     rotation_center_depth: float = 1.0,
 ) -> torch.Tensor:
     """Rotate points (B, ..., 3) about (0, 0, rotation_center_depth), then add ``translation`` (B, 3)."""
-    batch = points.shape[0]
-    flat = points.reshape(batch, -1, 3)
-    centre = flat.new_tensor([0.0, 0.0, rotation_center_depth])
-    rotated = (flat - centre) @ rotation_matrix(rotation_degrees).transpose(1, 2) + centre
-    return (rotated + translation[:, None, :]).reshape(points.shape)
+    moved = transform_components(*points.unbind(-1), rotation_degrees, translation, rotation_center_depth)
+    return torch.stack(moved, dim=-1)
 
 
 def grid_faces(height: int, width: int, device=None) -> torch.Tensor:
@@ -97,12 +121,17 @@ def grid_faces(height: int, width: int, device=None) -> torch.Tensor:
     return torch.cat([first, second])
 
 
-def grid_face_values(values: torch.Tensor) -> torch.Tensor:
-    """Per-vertex values on a grid (B, H, W, C) -> per-face corner values (B, F, 3, C), in the order of
-    :func:`grid_faces`; equal to ``values.reshape(B, -1, C)[:, grid_faces(H, W)]`` without a gather."""
-    batch, channels = values.shape[0], values.shape[-1]
+def grid_face_corners(values: torch.Tensor) -> torch.Tensor:
+    """A per-vertex quantity on a grid (B, H, W) -> its value at each face corner (3, B, F), in the
+    order of :func:`grid_faces` (equal to ``values.reshape(B, -1)[:, grid_faces(H, W)].permute(2, 0, 1)``),
+    built from slices without a gather; the vertex-major layout the rasteriser works in."""
+    batch = values.shape[0]
     top_left, top_right = values[:, :-1, :-1], values[:, :-1, 1:]
     bottom_left, bottom_right = values[:, 1:, :-1], values[:, 1:, 1:]
-    first = torch.stack([top_left, bottom_left, top_right], dim=3).reshape(batch, -1, 3, channels)
-    second = torch.stack([top_right, bottom_left, bottom_right], dim=3).reshape(batch, -1, 3, channels)
-    return torch.cat([first, second], dim=1)
+    corners = torch.empty(3, batch, 2, *top_left.shape[1:], dtype=values.dtype, device=values.device)
+    for corner, (first, second) in enumerate(
+        ((top_left, top_right), (bottom_left, bottom_left), (top_right, bottom_right))
+    ):
+        corners[corner, :, 0] = first
+        corners[corner, :, 1] = second
+    return corners.view(3, batch, -1)

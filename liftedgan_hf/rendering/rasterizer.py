@@ -25,6 +25,7 @@ BOX_TOLERANCE = 1e-4
 # Candidates tested at once; bounds memory at about 100 MB whatever the triangle sizes.
 MAX_CANDIDATES_PER_CHUNK = 2**21
 EMPTY_KEY = torch.iinfo(torch.int64).max
+FACES_PER_CHUNK = 2**18
 
 
 @dataclass
@@ -33,26 +34,18 @@ class Fragments:
 
     Attributes:
         face_index: (B, H, W) long, index of the visible face in the face list, -1 where none.
-        barycentric: (B, H, W, 3) perspective-correct barycentric coordinates (0 where empty).
+        vertex_index: (B, 3, H, W) long, the vertices of that face (those of face 0 where none).
+        barycentric: (B, 3, H, W) perspective-correct barycentric coordinates (0 where empty);
+            corner-major like ``vertex_index``, so each corner's weights form a contiguous image.
         depth: (B, H, W) camera-space z of the visible surface (0 where empty).
         mask: (B, H, W) bool, True where a face covers the pixel centre.
     """
 
     face_index: torch.Tensor
+    vertex_index: torch.Tensor
     barycentric: torch.Tensor
     depth: torch.Tensor
     mask: torch.Tensor
-
-
-def _screen_barycentric(corners: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Screen-space barycentric coordinates (..., 3) of ``points`` (..., 2) in triangles (..., 3, 2)."""
-    a, b, c = corners.unbind(-2)
-    area = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
-    to_a, to_b, to_c = a - points, b - points, c - points
-    weight_a = to_b[..., 0] * to_c[..., 1] - to_b[..., 1] * to_c[..., 0]
-    weight_b = to_c[..., 0] * to_a[..., 1] - to_c[..., 1] * to_a[..., 0]
-    weight_c = to_a[..., 0] * to_b[..., 1] - to_a[..., 1] * to_b[..., 0]
-    return torch.stack([weight_a, weight_b, weight_c], dim=-1) / area[..., None]
 
 
 def _pack_keys(depth: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
@@ -68,84 +61,85 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
         corners: (B, F, 3, 2) pixel coordinates of each face's vertices (pixel centres are integers).
         corner_depth: (B, F, 3) camera-space z of each face's vertices; faces behind the camera skipped.
     """
-    batch, face_count = corners.shape[:2]
+    x, y = corners.float().permute(3, 2, 0, 1).contiguous()
+    return visible_faces_planar(x, y, 1.0 / corner_depth.float().permute(2, 0, 1), image_size)
+
+
+@torch.no_grad()
+def visible_faces_planar(
+    x: torch.Tensor, y: torch.Tensor, inverse_depth: torch.Tensor, image_size: int
+) -> torch.Tensor:
+    """:func:`visible_faces` on vertex-major inputs: x, y and 1/z of the three vertices of each face as
+    (3, B, F) tensors, the layout every step below works in (element-wise ops on (B, F) slices)."""
+    # A batch of big meshes goes a few images at a time: the dozens of passes over (B, F) arrays
+    # then stay in the CPU cache, which more than pays for the extra Python calls.
+    images_per_chunk = max(1, FACES_PER_CHUNK // x.shape[2])
+    if x.shape[1] > images_per_chunk:
+        return torch.cat(
+            [
+                _visible_faces_chunk(
+                    *(part[:, start : start + images_per_chunk] for part in (x, y, inverse_depth)), image_size
+                )
+                for start in range(0, x.shape[1], images_per_chunk)
+            ]
+        )
+    return _visible_faces_chunk(x, y, inverse_depth, image_size)
+
+
+def _visible_faces_chunk(
+    x: torch.Tensor, y: torch.Tensor, inverse_depth: torch.Tensor, image_size: int
+) -> torch.Tensor:
+    _, batch, face_count = x.shape
     size = image_size
-    # Component-major copies, so every step below is a fast element-wise op on (B, F) tensors.
-    x, y = corners.float().permute(3, 2, 0, 1).contiguous()  # (3, B, F) each
-    inverse_depth = (1.0 / corner_depth.float()).permute(2, 0, 1).contiguous()
-    low_x = (torch.minimum(torch.minimum(x[0], x[1]), x[2]) - BOX_TOLERANCE).ceil().clamp(min=0)
-    low_y = (torch.minimum(torch.minimum(y[0], y[1]), y[2]) - BOX_TOLERANCE).ceil().clamp(min=0)
-    high_x = (torch.maximum(torch.maximum(x[0], x[1]), x[2]) + BOX_TOLERANCE).floor().clamp(max=size - 1)
-    high_y = (torch.maximum(torch.maximum(y[0], y[1]), y[2]) + BOX_TOLERANCE).floor().clamp(max=size - 1)
-    extent_x, extent_y = high_x - low_x + 1, high_y - low_y + 1
+    low_x = (x.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
+    low_y = (y.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
+    extent_x = (x.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_x + 1
+    extent_y = (y.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_y + 1
     # Edge functions as planes in coordinates relative to the box corner (small numbers keep float32
     # exact enough): weight_i(o) = a_i * o_x + b_i * o_y + c_i are the screen-space barycentrics.
     x, y = x - low_x, y - low_y
     area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
-    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth > 0).all(0) & (area.abs() > 1e-12)
+    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() > 1e-12)
     scale = 1.0 / torch.where(valid, area, torch.ones_like(area))
-    planes = []  # per vertex i: (a_i, b_i, c_i), from the vertices after (n) and before (p) it
+    a, b, c = [], [], []  # per vertex, from the vertices after (n) and before (p) it
     for vertex in range(3):
         n, p = (vertex + 1) % 3, (vertex + 2) % 3
-        planes.append(((y[n] - y[p]) * scale, (x[p] - x[n]) * scale, (x[n] * y[p] - y[n] * x[p]) * scale))
+        a.append((y[n] - y[p]) * scale)
+        b.append((x[p] - x[n]) * scale)
+        c.append((x[n] * y[p] - y[n] * x[p]) * scale)
+    # 1/z is affine in screen space too: its plane is the barycentric-weighted sum of the vertices' 1/z
+    inverse_a, inverse_b, inverse_c = (sum(plane[i] * inverse_depth[i] for i in range(3)) for plane in (a, b, c))
 
-    keys = torch.full((batch * size * size,), EMPTY_KEY, dtype=torch.int64, device=corners.device)
+    # Spare keys past the last pixel take the candidates of off-screen boxes (never inside, so they
+    # write EMPTY_KEY): no masking of pixel indices needed.
+    keys = torch.full((batch * size * size + 2 * size + 2,), EMPTY_KEY, dtype=torch.int64, device=x.device)
+    face_id = torch.arange(face_count, device=x.device).expand(batch, face_count)
+    corner_pixel = (torch.arange(batch, device=x.device)[:, None] * size + low_y.clamp(max=size).long()) * size
+    corner_pixel += low_x.clamp(max=size).long()
 
-    def record(rows, inverse_surface_depth, pixel_x, pixel_y):
-        pixel = ((rows // face_count) * size + pixel_y) * size + pixel_x
-        keys.scatter_reduce_(0, pixel, _pack_keys(1.0 / inverse_surface_depth, rows % face_count), reduce="amin")
-
-    # Most faces of a depth-map mesh hold at most one pixel centre: test them all at once, at the corner.
-    single = valid & (extent_x == 1) & (extent_y == 1)
-    surface = planes[0][2] * inverse_depth[0] + planes[1][2] * inverse_depth[1] + planes[2][2] * inverse_depth[2]
-    hit = single & (surface > 0)
-    for _, _, offset_weight in planes:
-        hit &= offset_weight >= -INSIDE_TOLERANCE
-    rows = hit.view(-1).nonzero().squeeze(1)
-    record(rows, surface.view(-1)[rows], low_x.view(-1)[rows].long(), low_y.view(-1)[rows].long())
-
-    # Faces within two pixel centres per axis: test the pixel centres of a small window each.
-    remaining = valid & ~single
-    for width, height in ((2, 1), (1, 2), (2, 2)):
-        fits = remaining & (extent_x <= width) & (extent_y <= height)
-        remaining &= ~fits
-        rows = fits.view(-1).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            continue
-        offset_y, offset_x = torch.meshgrid(
-            torch.arange(height, device=corners.device, dtype=torch.float32),
-            torch.arange(width, device=corners.device, dtype=torch.float32),
-            indexing="ij",
-        )
-        offset_x, offset_y = offset_x.reshape(1, -1), offset_y.reshape(1, -1)
-
-        def pick(values, rows=rows):
-            return values.view(-1)[rows][:, None]
-
-        inside = (offset_x < pick(extent_x)) & (offset_y < pick(extent_y))
-        surface = torch.zeros_like(inside, dtype=torch.float32)
-        for vertex, (a, b, c) in enumerate(planes):
-            weight = pick(a) * offset_x + pick(b) * offset_y + pick(c)
-            inside &= weight >= -INSIDE_TOLERANCE
-            surface += weight * pick(inverse_depth[vertex])
-        inside &= surface > 0
-        hit_row, hit_slot = inside.nonzero(as_tuple=True)
-        face_rows = rows[hit_row]
-        record(
-            face_rows,
-            surface[hit_row, hit_slot],
-            low_x.view(-1)[face_rows].long() + offset_x[0, hit_slot].long(),
-            low_y.view(-1)[face_rows].long() + offset_y[0, hit_slot].long(),
-        )
+    # Most faces of a depth-map mesh are about a pixel wide, so their box holds at most 2 x 2 pixel
+    # centres: test those four candidates for every face at once, with no per-face bookkeeping.
+    small = valid & (extent_x <= 2) & (extent_y <= 2)
+    wide, tall = small & (extent_x == 2), small & (extent_y == 2)
+    allowed = {(0, 0): small, (1, 0): wide, (1, 1): wide & tall, (0, 1): tall}
+    weights, inverse_surface = c, inverse_c
+    for offset_x, offset_y in ((0, 0), (1, 0), (1, 1), (0, 1)):  # each a step from the one before
+        if (offset_x, offset_y) == (1, 0):
+            weights, inverse_surface = [w + step for w, step in zip(weights, a)], inverse_surface + inverse_a
+        elif (offset_x, offset_y) == (1, 1):
+            weights, inverse_surface = [w + step for w, step in zip(weights, b)], inverse_surface + inverse_b
+        elif (offset_x, offset_y) == (0, 1):
+            weights, inverse_surface = [w - step for w, step in zip(weights, a)], inverse_surface - inverse_a
+        inside = torch.minimum(torch.minimum(weights[0], weights[1]), weights[2]) >= -INSIDE_TOLERANCE
+        inside &= allowed[offset_x, offset_y] & (inverse_surface > 0)
+        candidate = torch.where(inside, _pack_keys(1.0 / inverse_surface.abs(), face_id), EMPTY_KEY)
+        keys.scatter_reduce_(0, (corner_pixel + (offset_y * size + offset_x)).view(-1), candidate.view(-1), "amin")
 
     # Larger faces row by row: on each pixel row of its box a face covers one span of pixel centres,
     # found from its three edge functions, so the work follows the face's area, not its box.
-    rows = remaining.view(-1).nonzero().squeeze(1)
-    flat = {
-        "a": torch.stack([plane[0].view(-1) for plane in planes], 1),
-        "b": torch.stack([plane[1].view(-1) for plane in planes], 1),
-        "c": torch.stack([plane[2].view(-1) for plane in planes], 1),
-    }
+    rows = (valid & ~small).view(-1).nonzero().squeeze(1)
+    flat_a, flat_b, flat_c = (torch.stack(plane).view(3, -1) for plane in (a, b, c))
+    flat_inverse_depth = inverse_depth.reshape(3, -1)
     # chunks of faces whose boxes hold at most MAX_CANDIDATES_PER_CHUNK pixel centres
     box_area = (extent_x * extent_y).view(-1)[rows]
     bounds = torch.searchsorted(
@@ -159,14 +153,14 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
             break
         chunk = rows[start:stop]
         start = stop
-        a, b, c = flat["a"][chunk], flat["b"][chunk], flat["c"][chunk]  # (n, 3)
+        chunk_a, chunk_b, chunk_c = flat_a[:, chunk].T, flat_b[:, chunk].T, flat_c[:, chunk].T  # (n, 3)
         width, height = extent_x.view(-1)[chunk], extent_y.view(-1)[chunk]
-        row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=corners.device), height.long())
+        row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=x.device), height.long())
         first_row = torch.cumsum(height.long(), 0) - height.long()
-        offset_y = (torch.arange(row_face.numel(), device=corners.device) - first_row[row_face]).float()
+        offset_y = (torch.arange(row_face.numel(), device=x.device) - first_row[row_face]).float()
         # weight_i = a_i * x + (b_i * y + c_i) >= -tolerance bounds x from one side, by the sign of a_i
-        a_row = a[row_face]
-        rest = b[row_face] * offset_y[:, None] + c[row_face]
+        a_row = chunk_a[row_face]
+        rest = chunk_b[row_face] * offset_y[:, None] + chunk_c[row_face]
         limit = (-INSIDE_TOLERANCE - rest) / torch.where(a_row == 0, torch.ones_like(a_row), a_row)
         infinity = torch.full_like(limit, float("inf"))
         lower = torch.where(a_row > 0, limit, -infinity).amax(1).clamp(min=0).ceil()
@@ -174,25 +168,34 @@ def visible_faces(corners: torch.Tensor, corner_depth: torch.Tensor, image_size:
         upper = torch.minimum(upper, width[row_face] - 1).floor()
         flat_edge_fails = ((a_row == 0) & (rest < -INSIDE_TOLERANCE)).any(1)
         count = torch.where(flat_edge_fails, torch.zeros_like(upper), (upper - lower + 1).clamp(min=0)).long()
-        span_row = torch.repeat_interleave(torch.arange(count.numel(), device=corners.device), count)
+        span_row = torch.repeat_interleave(torch.arange(count.numel(), device=x.device), count)
         if span_row.numel() == 0:
             continue
         first = torch.cumsum(count, 0) - count
-        offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=corners.device) - first[span_row]).float()
+        offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=x.device) - first[span_row]).float()
         face = row_face[span_row]
-        weights = a[face] * offset_x[:, None] + b[face] * offset_y[span_row, None] + c[face]
-        surface = (weights * inverse_depth.view(3, -1)[:, chunk[face]].T).sum(1)
-        inside = (weights >= -2 * INSIDE_TOLERANCE).all(1) & (surface > 0)
+        weights = chunk_a[face] * offset_x[:, None] + chunk_b[face] * offset_y[span_row, None] + chunk_c[face]
+        inverse_surface = (weights * flat_inverse_depth[:, chunk[face]].T).sum(1)
+        inside = (weights >= -2 * INSIDE_TOLERANCE).all(1) & (inverse_surface > 0)
         face_rows = chunk[face[inside]]
-        record(
-            face_rows,
-            surface[inside],
-            low_x.view(-1)[face_rows].long() + offset_x[inside].long(),
-            low_y.view(-1)[face_rows].long() + offset_y[span_row[inside]].long(),
-        )
-    found = keys != EMPTY_KEY
-    face = torch.where(found, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
+        pixel = corner_pixel.view(-1)[face_rows] + offset_y[span_row[inside]].long() * size + offset_x[inside].long()
+        candidate = _pack_keys(1.0 / inverse_surface[inside], face_rows % face_count)
+        keys.scatter_reduce_(0, pixel, candidate, reduce="amin")
+    keys = keys[: batch * size * size]
+    face = torch.where(keys != EMPTY_KEY, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
     return face.view(batch, size, size)
+
+
+def _gather_vertices(values: torch.Tensor, vertex_index: torch.Tensor) -> torch.Tensor:
+    """Per-vertex values (C, B, N) at vertex_index (B, 3, H, W) -> (C, B, 3, H, W), differentiably.
+
+    Channel-first rows make this one ``index_select`` over contiguous channels, several times faster
+    on a CPU than gathering (B, N, C) rows of a few floats each.
+    """
+    channels, batch, count = values.shape
+    offsets = torch.arange(batch, device=values.device).view(batch, 1, 1, 1) * count
+    picked = values.reshape(channels, batch * count).index_select(1, (vertex_index + offsets).reshape(-1))
+    return picked.view(channels, *vertex_index.shape)
 
 
 def interpolate_fragments(
@@ -204,23 +207,34 @@ def interpolate_fragments(
         pixels: (B, N, 2) vertex pixel coordinates; depth: (B, N) vertex z; faces: (F, 3);
         face_index: (B, H, W) from :func:`visible_faces`.
     """
+    return interpolate_fragments_planar(pixels[..., 0], pixels[..., 1], depth, faces, face_index)
+
+
+def interpolate_fragments_planar(
+    pixel_x: torch.Tensor, pixel_y: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, face_index: torch.Tensor
+) -> Fragments:
+    """:func:`interpolate_fragments` with the vertex pixel coordinates and depth as separate (B, ...)
+    tensors of N values each (e.g. (B, S, S) grids)."""
     batch, height, width = face_index.shape
     mask = face_index >= 0
-    vertex = faces[face_index.clamp(min=0)]  # (B, H, W, 3)
-    flat = vertex.view(batch, -1)
-    corners = torch.gather(pixels, 1, flat[..., None].expand(-1, -1, 2)).view(batch, height, width, 3, 2)
-    corner_depth = torch.gather(depth, 1, flat).view(batch, height, width, 3)
-    rows = torch.arange(height, dtype=pixels.dtype, device=pixels.device)
-    cols = torch.arange(width, dtype=pixels.dtype, device=pixels.device)
-    centres = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
-    screen = _screen_barycentric(corners, centres.expand(batch, -1, -1, -1))
-    weighted = screen / corner_depth
-    inverse_depth = weighted.sum(-1)
-    keep = mask[..., None].to(pixels.dtype)
+    vertex_index = faces.T.index_select(1, face_index.clamp(min=0).view(-1))
+    vertex_index = vertex_index.view(3, batch, height, width).transpose(0, 1)
+    vertices = torch.stack([pixel_x.reshape(batch, -1), pixel_y.reshape(batch, -1), depth.reshape(batch, -1)])
+    corner_x, corner_y, corner_depth = _gather_vertices(vertices, vertex_index).unbind(0)  # (B, 3, H, W) each
+    centre_x = torch.arange(width, dtype=vertices.dtype, device=vertices.device)
+    centre_y = torch.arange(height, dtype=vertices.dtype, device=vertices.device)[:, None]
+    to_x, to_y = (corner_x - centre_x).unbind(1), (corner_y - centre_y).unbind(1)
+    # screen-space barycentrics: the signed areas of the triangles the pixel centre makes with each edge
+    screen = [to_x[n] * to_y[p] - to_y[n] * to_x[p] for n, p in ((1, 2), (2, 0), (0, 1))]
+    area = screen[0] + screen[1] + screen[2]
+    safe_area = torch.where(mask, area, torch.ones_like(area))
+    weighted = [weight / safe_area / corner_depth[:, corner] for corner, weight in enumerate(screen)]
+    inverse_depth = weighted[0] + weighted[1] + weighted[2]
     safe_inverse = torch.where(mask, inverse_depth, torch.ones_like(inverse_depth))
-    barycentric = weighted / safe_inverse[..., None] * keep
+    keep = mask.to(vertices.dtype)
+    barycentric = torch.stack([weight / safe_inverse * keep for weight in weighted], dim=1)
     surface_depth = torch.where(mask, 1.0 / safe_inverse, torch.zeros_like(safe_inverse))
-    return Fragments(face_index, barycentric, surface_depth, mask)
+    return Fragments(face_index, vertex_index, barycentric, surface_depth, mask)
 
 
 def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, image_size: int) -> Fragments:
@@ -230,12 +244,9 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, im
     return interpolate_fragments(pixels, depth, faces, face_index)
 
 
-def interpolate_attributes(fragments: Fragments, attributes: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Per-vertex attributes (B, N, C) -> per-pixel values (B, C, H, W) (0 where no face)."""
-    batch, height, width = fragments.face_index.shape
-    channels = attributes.shape[-1]
-    vertex = faces[fragments.face_index.clamp(min=0)].view(batch, -1)
-    corner_values = torch.gather(attributes, 1, vertex[..., None].expand(-1, -1, channels))
-    corner_values = corner_values.view(batch, height, width, 3, channels)
-    values = (fragments.barycentric[..., None] * corner_values).sum(-2)
-    return values.permute(0, 3, 1, 2)
+def interpolate_attributes(fragments: Fragments, attributes: torch.Tensor) -> torch.Tensor:
+    """Per-vertex attributes (B, C, N) -> per-pixel values (B, C, H, W) (0 where no face)."""
+    corner_values = _gather_vertices(attributes.transpose(0, 1), fragments.vertex_index)  # (C, B, 3, H, W)
+    weights = fragments.barycentric
+    values = corner_values[:, :, 0] * weights[:, 0] + corner_values[:, :, 1] * weights[:, 1]
+    return (values + corner_values[:, :, 2] * weights[:, 2]).transpose(0, 1)

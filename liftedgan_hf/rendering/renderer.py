@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .camera import PerspectiveCamera, grid_face_values, grid_faces, transform_points
-from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments, visible_faces
+from .camera import PerspectiveCamera, grid_face_corners, grid_faces, transform_components
+from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments_planar, visible_faces_planar
 from .shading import OFFICIAL_NORMAL_EPSILON, depth_normals
 
 BACKENDS = ("torch", "pytorch3d")
@@ -154,28 +154,40 @@ class Renderer(nn.Module):
         trans_map: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mesh vertices (B, S, S, 3) after the view: T * (R p + t) + (1 - T) * p."""
-        points = self.depth_to_points(depth)
-        moved = transform_points(points, rotation, translation, self.rotation_center_depth)
+        return torch.stack(self._transformed_components(depth, rotation, translation, trans_map), dim=-1)
+
+    def _transformed_components(self, depth, rotation, translation, trans_map):
+        """x, y and z (each (B, S, S)) of :meth:`transformed_points`."""
+        ray_x, ray_y = self.camera.rays(*depth.shape[-2:], dtype=depth.dtype, device=depth.device)
+        points = (ray_x * depth, ray_y * depth, depth)
+        moved = transform_components(*points, rotation, translation, self.rotation_center_depth)
         if trans_map is None:
             return moved
-        blend = trans_map[:, 0, :, :, None]
-        return blend * moved + (1 - blend) * points
+        blend = trans_map[:, 0]
+        return tuple(blend * new + (1 - blend) * old for new, old in zip(moved, points))
 
     # ------------------------------------------------------------------ rendering
     def rasterize(self, vertices: torch.Tensor) -> Fragments:
         """Rasterise grid-mesh vertices (B, S, S, 3) into fragments."""
-        batch = vertices.shape[0]
-        faces = self.grid_faces(device=vertices.device)
-        flat = vertices.reshape(batch, -1, 3)
+        return self._rasterize_components(*vertices.unbind(-1))
+
+    def _rasterize_components(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> Fragments:
+        faces = self.grid_faces(device=x.device)
+        focal, centre = self.camera.focal, self.camera.principal_point
+        pixel_x, pixel_y = x / z * focal + centre, y / z * focal + centre
         if self.backend == "pytorch3d":
             from .pytorch3d_backend import rasterize_pytorch3d
 
-            face_index = rasterize_pytorch3d(flat, faces, self.camera)
+            face_index = rasterize_pytorch3d(torch.stack([x, y, z], -1).flatten(1, 2), faces, self.camera)
         else:
             with torch.no_grad():
-                corners = grid_face_values(torch.cat([self.camera.project(vertices), vertices[..., 2:]], dim=-1))
-                face_index = visible_faces(corners[..., :2], corners[..., 2], self.image_size)
-        return interpolate_fragments(self.camera.project(flat), flat[..., 2], faces, face_index)
+                face_index = visible_faces_planar(
+                    grid_face_corners(pixel_x.float()),
+                    grid_face_corners(pixel_y.float()),
+                    grid_face_corners(1.0 / z.float()),
+                    self.image_size,
+                )
+        return interpolate_fragments_planar(pixel_x, pixel_y, z, faces, face_index)
 
     def render(
         self,
@@ -206,11 +218,10 @@ class Renderer(nn.Module):
             trans_map = None if trans_map is None else trans_map.to(dtype)
             if clip_contour_gradient:
                 depth = _ClipContourGradient.apply(depth)
-            vertices = self.transformed_points(depth, rotation, translation, trans_map)
-            fragments = self.rasterize(vertices)
-            batch, channels = colors.shape[:2]
-            attributes = colors.to(dtype).permute(0, 2, 3, 1).reshape(batch, -1, channels)
-            image = interpolate_attributes(fragments, attributes, self.grid_faces(device=depth.device))
+            fragments = self._rasterize_components(
+                *self._transformed_components(depth, rotation, translation, trans_map)
+            )
+            image = interpolate_attributes(fragments, colors.to(dtype).flatten(2))
             mask = fragments.mask[:, None]
             image = torch.where(mask, image, torch.full_like(image, background))
             rendered_depth = torch.where(
