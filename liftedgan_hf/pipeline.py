@@ -51,7 +51,8 @@ class CanonicalFace:
     Shapes for a batch of B faces at resolution S: ``depth`` (B, S, S) in [min_depth, max_depth];
     ``albedo`` and ``texture`` (B, 3, S, S) in about [-1, 1]; ``trans_map`` (B, 1, S, S) in [0, 1];
     ``light_code`` (B, 4) and ``view_code`` (B, 6) in [-1, 1] (the networks' raw tanh outputs);
-    ``w0`` (B, style_dim) the neutral (frontal, evenly lit) style code.
+    ``w0`` (B, style_dim) the neutral (frontal, evenly lit) style code; ``normal`` (B, 3, S, S) the
+    depth's normals, officially normalised (a little shorter than one), as shading uses them.
     """
 
     depth: torch.Tensor
@@ -61,6 +62,7 @@ class CanonicalFace:
     light_code: torch.Tensor
     view_code: torch.Tensor
     w0: torch.Tensor
+    normal: torch.Tensor
 
 
 @dataclass
@@ -402,10 +404,14 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         frame[:, :, 1:-1, 2:-2] = 1
         return trans_map * frame
 
-    def shade(self, depth: torch.Tensor, light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def shade(
+        self, depth: torch.Tensor, light: torch.Tensor, normal: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normals (B, 3, S, S) of the canonical depth (officially normalised, slightly shorter than
-        one) and Lambertian shading (B, 1, S, S) under ``light`` (B, 4) [ambient, diffuse, dx, dy]."""
-        normal = self.renderer.normals(depth, unit=False)  # the official normalisation, as trained
+        one) and Lambertian shading (B, 1, S, S) under ``light`` (B, 4) [ambient, diffuse, dx, dy].
+        ``normal``: those normals when already known (they are returned as given)."""
+        if normal is None:
+            normal = self.renderer.normals(depth, unit=False)  # the official normalisation, as trained
         direction = torch.cat([light[:, 2:], torch.ones_like(light[:, :1])], dim=1)
         shading = lambertian_shading(normal, light[:, 0], light[:, 1], direction)
         return normal, shading
@@ -419,9 +425,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         depth = self.normalize_depth(self.depth_net(w0, features))
         trans_map = self.make_trans_map(self.trans_net(w0), depth)
         # De-light with the predicted ambient/diffuse strength and a frontal direction.
-        _, neutral_shading = self.shade(depth, self.light_from_code(neutral_light_code))
+        normal, neutral_shading = self.shade(depth, self.light_from_code(neutral_light_code))
         albedo = (texture / 2 + 0.5) / (neutral_shading + 1e-8) * 2 - 1
-        return CanonicalFace(depth, albedo, texture, trans_map, light_code, view_code, w0)
+        return CanonicalFace(depth, albedo, texture, trans_map, light_code, view_code, w0, normal)
 
     def render_canonical(
         self,
@@ -432,10 +438,12 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         translation: torch.Tensor,
         light: torch.Tensor,
         clip_contour_gradient: bool = False,
+        normal: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Shade the canonical face with ``light`` (B, 4) and render it from ``rotation`` (B, 3) degrees
-        and ``translation`` (B, 3). Returns image, shaded texture, normal, shading, mask and depth."""
-        normal, shading = self.shade(depth, light)
+        and ``translation`` (B, 3). Returns image, shaded texture, normal, shading, mask and depth.
+        ``normal``: the depth's normals from :meth:`estimate`, to save computing them again."""
+        normal, shading = self.shade(depth, light, normal)
         shaded_texture = (albedo / 2 + 0.5) * shading * 2 - 1
         rendered = self.renderer.render(
             depth,
@@ -518,7 +526,9 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         rotation, translation = self.view_from_code(face.view_code)
         rotation, translation = self._resolve_view(rotation, translation, yaw, pitch, roll)
         used_light = self._resolve_light(self.light_from_code(face.light_code), light)
-        rendered = self.render_canonical(face.depth, face.albedo, face.trans_map, rotation, translation, used_light)
+        rendered = self.render_canonical(
+            face.depth, face.albedo, face.trans_map, rotation, translation, used_light, normal=face.normal
+        )
         return LiftedGANOutput(
             image=rendered["image"],
             canonical_texture=face.texture,

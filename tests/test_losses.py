@@ -31,6 +31,11 @@ def test_official_blur_kernel():
     assert (kernel[10, 10] / kernel[10, 18]).item() == pytest.approx(math.exp((8 / 8) ** 2), rel=1e-5)
     flat = torch.full((1, 1, 32, 32), 0.3)
     assert torch.allclose(gaussian_blur(flat), flat, atol=1e-6)
+    # the separable passes equal the official dense 21 x 21 convolution
+    images = torch.rand(2, 3, 40, 40)
+    padded = torch.nn.functional.pad(images, (10, 10, 10, 10), mode="reflect")
+    dense = torch.nn.functional.conv2d(padded, kernel.expand(3, 1, 21, 21), groups=3)
+    assert torch.allclose(gaussian_blur(images), dense, atol=1e-6)
 
 
 def test_albedo_rank_is_the_nuclear_norm():

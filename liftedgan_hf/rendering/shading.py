@@ -25,17 +25,20 @@ def depth_normals(
     pixels with fov 10): shading, and so de-lighting, depend on it, and converted models need it.
     ``epsilon=0`` gives exactly unit normals.
     """
-    points = camera.unproject(depth)
-    centre = points[:, 1:-1, 1:-1]
-    above, below = points[:, :-2, 1:-1] - centre, points[:, 2:, 1:-1] - centre
-    left, right = points[:, 1:-1, :-2] - centre, points[:, 1:-1, 2:] - centre
-    normal = (
-        torch.cross(left, above, dim=-1)
-        + torch.cross(above, right, dim=-1)
-        + torch.cross(right, below, dim=-1)
-        + torch.cross(below, left, dim=-1)
+    # The four cross products sum to one: (P[x+1] - P[x-1]) x (P[y+1] - P[y-1]), by bilinearity.
+    ray_x, ray_y = camera.rays(*depth.shape[-2:], dtype=depth.dtype, device=depth.device)
+    points = (ray_x * depth, ray_y * depth, depth)
+    across = [coordinate[:, 1:-1, 2:] - coordinate[:, 1:-1, :-2] for coordinate in points]
+    down = [coordinate[:, 2:, 1:-1] - coordinate[:, :-2, 1:-1] for coordinate in points]
+    normal = torch.stack(
+        [
+            across[1] * down[2] - across[2] * down[1],
+            across[2] * down[0] - across[0] * down[2],
+            across[0] * down[1] - across[1] * down[0],
+        ],
+        dim=1,
     )
-    normal = F.pad(normal.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
+    normal = F.pad(normal, (1, 1, 1, 1), mode="replicate")
     length = normal.pow(2).sum(1, keepdim=True).sqrt()
     if epsilon > 0:
         return normal / (length + epsilon)
