@@ -57,6 +57,26 @@ def test_recipe_runs_every_stage_then_skips_them(tmp_path):
     assert json.loads((work / "recipe_log.json").read_text()) == log
 
 
+def test_readme_images_come_from_the_model(tmp_path):
+    from conftest import make_tiny_liftedgan
+    from PIL import Image
+
+    make_tiny_liftedgan().save_pretrained(tmp_path / "model")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_readme_images.py"), "--model", str(tmp_path / "model"),
+         "--out", str(tmp_path / "images"), "--scale", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    size = 2 * make_tiny_liftedgan().image_size
+    with Image.open(tmp_path / "images" / "samples.png") as samples:
+        assert samples.size == (8 * size, 6 * size)
+    with Image.open(tmp_path / "images" / "yaw_sweep.png") as sweep:
+        assert sweep.size == (9 * size, 4 * size)
+    with Image.open(tmp_path / "images" / "rotation.gif") as animation:
+        assert animation.n_frames == 2 * 21 - 2 and animation.size == (size, size)
+
+
 @pytest.mark.skipif(not Path(liftedgan_hf.DEMO_MODEL).is_dir(), reason="the demo model has not been trained yet")
 def test_bundled_demo_model_loads_offline_and_is_small(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
