@@ -96,6 +96,11 @@ def test_stylegan2_stage(teacher):
     assert generator.config.resolution == 32
     assert generator(torch.randn(2, generator.config.style_dim)).shape == (2, 3, 32, 32)
     assert [path.name for path in list_checkpoints(teacher)] == ["checkpoint-2", "checkpoint-4"]
+    # weights as safetensors; no pickled custom state that accelerate would load with weights_only=False
+    checkpoint = list_checkpoints(teacher)[-1]
+    names = {path.name for path in checkpoint.iterdir()}
+    assert {"generator.safetensors", "discriminator.safetensors", "generator_ema.safetensors"} <= names
+    assert not any(name.startswith("custom_checkpoint") for name in names)
     assert (teacher / "validation" / "samples-0000004.png").is_file()
     assert list((teacher / "logs").rglob("events.out.tfevents*"))
     card = (teacher / "README.md").read_text()
@@ -109,6 +114,11 @@ def test_lift_stage_and_resume_equality(teacher, tmp_path):
     assert model.generate(seed=[0, 1], yaw=20.0).image.shape == (2, 3, 32, 32)
     assert (full / "validation" / "lifting-0000004.png").is_file()
     assert "train_accelerate.py lift" in (full / "README.md").read_text()
+    assert (list_checkpoints(full)[-1] / "model.safetensors").is_file()
+    # a checkpoint of the other stage is refused by name, before any state is touched
+    refused = run("lift", "--teacher", teacher, "--output_dir", tmp_path / "wrong", "--max_train_steps", 4,
+                  "--resume_from_checkpoint", list_checkpoints(teacher)[-1], *LIFT_FLAGS, check=False)  # fmt: skip
+    assert refused.returncode != 0 and "model.safetensors" in refused.stderr
     lift(teacher, parts, 2)
     resumed = lift(teacher, parts, 4, "--resume_from_checkpoint", "latest")
     assert "resumed from" in resumed.stdout + resumed.stderr

@@ -2,7 +2,10 @@
 
 A checkpoint is written into a hidden temporary folder and renamed into place only when complete, so
 a process killed at any moment never leaves a folder that ``--resume_from_checkpoint latest`` would
-pick up half-written.
+pick up half-written. Model weights and training statistics are stored as safetensors files, one per
+named module, rather than registered with accelerate, whose custom states are pickles it loads with
+``weights_only=False``: resuming from a checkpoint folder never unpickles anything but the optimizer
+and RNG states, which accelerate loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,22 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
+import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 COMPLETE_MARKER = "training_state.json"
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> object: ...
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -56,11 +69,13 @@ def save_checkpoint(
     step: int,
     training_state: dict | None = None,
     total_limit: int | None = None,
+    modules: Mapping[str, Stateful] | None = None,
 ) -> Path:
-    """Save the accelerator state at ``step`` atomically; keep at most ``total_limit`` checkpoints.
+    """Save the accelerator state and ``modules`` (as ``NAME.safetensors``) at ``step`` atomically;
+    keep at most ``total_limit`` checkpoints.
 
     Every process must call this (accelerate saves one RNG file per process); the main process
-    renames the finished folder and prunes old ones.
+    writes the modules, renames the finished folder and prunes old ones.
     """
     output_dir = Path(output_dir)
     final = output_dir / f"checkpoint-{step}"
@@ -72,6 +87,9 @@ def save_checkpoint(
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for name, module in (modules or {}).items():
+            tensors = {key: value.detach().contiguous() for key, value in module.state_dict().items()}
+            save_file(tensors, staging / f"{name}.safetensors")
         state = {"step": step, **(training_state or {})}
         marker = staging / COMPLETE_MARKER
         marker.write_text(json.dumps(state, indent=2))
@@ -83,3 +101,18 @@ def save_checkpoint(
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def load_checkpoint(accelerator: Accelerator, checkpoint: str | os.PathLike, modules: Mapping[str, Stateful]) -> dict:
+    """Restore the accelerator state and ``modules`` from a checkpoint; returns its training state."""
+    checkpoint = Path(checkpoint)
+    missing = [name for name in modules if not (checkpoint / f"{name}.safetensors").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{checkpoint} has no {', '.join(name + '.safetensors' for name in missing)}: "
+            "not a checkpoint of this training stage"
+        )
+    accelerator.load_state(str(checkpoint))
+    for name, module in modules.items():
+        module.load_state_dict(load_file(checkpoint / f"{name}.safetensors", device=str(accelerator.device)))
+    return read_training_state(checkpoint)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .. import export
 from ..models.stylegan2 import LIFTEDGAN_SLIM_CHANNELS, StyleGAN2Discriminator, StyleGAN2Generator, channel_list
-from .checkpointing import read_training_state, resolve_resume_path, save_checkpoint
+from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
 from .lift import LiftingConfig, LiftingTrainer, NonFiniteLossError, make_optimizer
 from .stylegan2 import StyleGAN2Config, StyleGAN2Trainer, make_optimizers
 
@@ -181,7 +181,7 @@ def _write_validation(accelerator: Accelerator, output_dir: Path, name: str, pic
 
 
 class _Checkpointable:
-    """Wraps a plain value (the EMA generator, a running mean) for ``accelerator.register_for_checkpointing``."""
+    """Gives a plain value (a running mean) the ``state_dict``/``load_state_dict`` of a checkpointed module."""
 
     def __init__(self, get, put):
         self.get, self.put = get, put
@@ -222,19 +222,18 @@ def _validate_common(args, parser) -> None:
         parser.error("--push_to_hub needs --hub_model_id")
 
 
-def _resume(accelerator: Accelerator, args) -> int:
+def _resume(accelerator: Accelerator, args, modules) -> int:
     path = resolve_resume_path(args.output_dir, args.resume_from_checkpoint)
     if path is None:
         if args.resume_from_checkpoint == "latest":
             accelerator.print("no checkpoint to resume from: starting from scratch")
         return 0
-    accelerator.load_state(str(path))
-    step = read_training_state(path)["step"]
+    step = load_checkpoint(accelerator, path, modules)["step"]
     accelerator.print(f"resumed from {path} at step {step}")
     return step
 
 
-def _train_loop(accelerator, args, first_step, run_step, validate, checkpoint_state) -> float:
+def _train_loop(accelerator, args, first_step, run_step, validate, checkpoint_state, modules) -> float:
     """Steps ``first_step + 1 .. max_train_steps`` with progress bar, checkpoints and validation."""
     started = time.time()
     progress = tqdm(
@@ -254,7 +253,9 @@ def _train_loop(accelerator, args, first_step, run_step, validate, checkpoint_st
         if accelerator.is_main_process and (done % args.validation_steps == 0 or done == args.max_train_steps):
             validate(done)
         if done % args.checkpointing_steps == 0 or done == args.max_train_steps:
-            save_checkpoint(accelerator, args.output_dir, done, checkpoint_state(), args.checkpoints_total_limit)
+            save_checkpoint(
+                accelerator, args.output_dir, done, checkpoint_state(), args.checkpoints_total_limit, modules
+            )
     return time.time() - started
 
 
@@ -323,15 +324,19 @@ def train_stylegan2(args, parser) -> None:
     trainer = StyleGAN2Trainer(generator, discriminator, train_config)
     optimizers = make_optimizers(generator, discriminator, args.learning_rate or 2e-3, train_config)
     optimizers = tuple(accelerator.prepare(*optimizers))
-    for module in (generator, discriminator, trainer.ema):
-        accelerator.register_for_checkpointing(module)
-    accelerator.register_for_checkpointing(
-        _Checkpointable(
+    modules = {
+        "generator": generator,
+        "discriminator": discriminator,
+        "generator_ema": trainer.ema,
+        "statistics": _Checkpointable(
             lambda: {"path_length_mean": trainer.path_length_mean},
             lambda state: setattr(trainer, "path_length_mean", state["path_length_mean"]),
-        )
-    )
-    first_step = _resume(accelerator, args)
+        ),
+    }
+    try:
+        first_step = _resume(accelerator, args, modules)
+    except OSError as error:  # a missing or foreign checkpoint folder
+        parser.error(str(error))
     batches = iter(
         torch.utils.data.DataLoader(
             dataset,
@@ -379,7 +384,9 @@ def train_stylegan2(args, parser) -> None:
         _write_validation(accelerator, Path(args.output_dir), "samples", _grid([samples, truncated]), step)
 
     try:
-        seconds = _train_loop(accelerator, args, first_step, run_step, validate, lambda: {"stage": "stylegan2"})
+        seconds = _train_loop(
+            accelerator, args, first_step, run_step, validate, lambda: {"stage": "stylegan2"}, modules
+        )
     except NonFiniteLossError as error:
         accelerator.print(f"stopping: {error}; the last good checkpoint is kept")
         raise SystemExit(3) from error
@@ -450,8 +457,11 @@ def train_lift(args, parser) -> None:
     )
     trainer = LiftingTrainer(model, config, perceptual, embedding)
     optimizer = accelerator.prepare(make_optimizer(model, args.learning_rate or 1e-4))
-    accelerator.register_for_checkpointing(model)
-    first_step = _resume(accelerator, args)
+    modules = {"model": model}
+    try:
+        first_step = _resume(accelerator, args, modules)
+    except OSError as error:  # a missing or foreign checkpoint folder
+        parser.error(str(error))
     model.train()
     model.generator.eval()
 
@@ -487,7 +497,7 @@ def train_lift(args, parser) -> None:
         model.generator.eval()
 
     try:
-        seconds = _train_loop(accelerator, args, first_step, run_step, validate, lambda: {"stage": "lift"})
+        seconds = _train_loop(accelerator, args, first_step, run_step, validate, lambda: {"stage": "lift"}, modules)
     except NonFiniteLossError as error:
         accelerator.print(f"stopping: {error}; the last good checkpoint is kept")
         raise SystemExit(3) from error
