@@ -4,9 +4,19 @@ import json
 
 import pytest
 import torch
+from conftest import make_tiny_liftedgan
 
 from liftedgan_hf.data.synthetic_faces import write_dataset
-from liftedgan_hf.evaluate import HeldOutSet, angle_error, baselines, depth_error, evaluate, main
+from liftedgan_hf.evaluate import (
+    HeldOutSet,
+    angle_error,
+    baselines,
+    depth_error,
+    evaluate,
+    invert_images,
+    main,
+    same_teacher,
+)
 
 
 def test_metrics():
@@ -37,3 +47,19 @@ def test_end_to_end_on_tiny_model(tiny_liftedgan, tmp_path):
     assert set(rows) == {"LiftedGAN", "flat depth", "mean true face depth"}
     with pytest.raises(SystemExit):
         main(["--model", str(tmp_path / "model"), "--data", str(tmp_path / "missing")])
+
+
+def test_models_with_one_teacher_share_the_inversion(tiny_liftedgan, tmp_path):
+    write_dataset(tmp_path / "held_out", 3, 32, first_seed=2000)
+    held_out = HeldOutSet.load(tmp_path / "held_out")
+    other_lifting = make_tiny_liftedgan(seed=1)
+    assert not same_teacher(tiny_liftedgan, other_lifting)
+    other_lifting.generator.load_state_dict(tiny_liftedgan.generator.state_dict())
+    other_lifting.w_mean.copy_(tiny_liftedgan.w_mean)
+    assert same_teacher(tiny_liftedgan, other_lifting)
+    torch.manual_seed(0)
+    codes = invert_images(tiny_liftedgan, held_out.images, steps=3, batch_size=2)
+    assert codes.shape == (3, tiny_liftedgan.style_dim)
+    assert evaluate(tiny_liftedgan, held_out, inversion_steps=3, batch_size=2) == evaluate(
+        tiny_liftedgan, held_out, batch_size=2, w=codes
+    )
