@@ -9,5 +9,5 @@ import sys
 if __name__ == "__main__":
     sys.exit(
         "The Gradio demo is not available yet. Generate faces from the command line instead:\n"
-        "  liftedgan-generate --model PATH --seeds 0-7 --yaw -45:45:15 --outdir out --mesh --gif"
+        "  liftedgan-generate --seeds 0-7 --yaw -30:30:15 --outdir out --mesh --gif   (the bundled demo model)"
     )

@@ -3,12 +3,12 @@
     python benchmarks/bench_generate.py [--repeats 5] [--threads N]
 
 Random weights with the official architecture. The networks' time does not depend on the weights, but
-the rasteriser's does: it follows the size of the mesh's triangles. A random D_S outputs noise, so its
-depth maps stretch into long sliver triangles once turned, which no face does. The table therefore
-times each step twice: as the random model produces it ("noise depth"), and with the canonical depth
-and transformation map replaced by a face-like one ("face depth", the scene of bench_render.py), which
-is what a trained model renders. Ratios are to one ``G.synthesis`` at the same batch size in the same
-run. Targets from the issue: generation <= 2.0x one teacher forward, re-render <= 0.35x.
+the rasteriser's does: it follows the size of the mesh's triangles. A new D_S starts flat (its last
+layer is zero), which a trained model is not, so the table times each step twice: as the random
+model produces it ("flat depth") and with the canonical depth and transformation map replaced by a
+face-like one ("face depth", the scene of bench_render.py), which is what a trained model renders.
+Ratios are to one ``G.synthesis`` at the same batch size in the same run. Targets from the issue:
+generation <= 2.0x one teacher forward, re-render <= 0.35x.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def main() -> None:
         face_depth, _, _, _, face_trans_map = face_like_scene(batch, model.image_size)
         with torch.no_grad():
             teacher = median_seconds(lambda w=w: model.generator.synthesis(w, noise_mode="const"), args.repeats)
-            noise_output = model.generate(w=w)
-            face_output = dataclasses.replace(noise_output, depth=face_depth, trans_map=face_trans_map)
+            flat_output = model.generate(w=w)
+            face_output = dataclasses.replace(flat_output, depth=face_depth, trans_map=face_trans_map)
 
             def generate_face_depth(w=w, depth=face_depth, trans_map=face_trans_map):
                 # generate()'s steps, with the face-like depth in place of the random network's
@@ -51,7 +51,7 @@ def main() -> None:
                 return model.render_canonical(face.depth, face.albedo, face.trans_map, rotation, translation, light)
 
             rows = {
-                "noise": (lambda w=w: model.generate(w=w), noise_output),
+                "flat": (lambda w=w: model.generate(w=w), flat_output),
                 "face": (generate_face_depth, face_output),
             }
             for depth_kind, (generate, output) in rows.items():

@@ -75,6 +75,8 @@ def test_decoders_at_tiny_size():
     trans_net = TransformationNet(style_dim=16, image_size=32, code_dim=8, base_channels=8)
     w0 = torch.randn(2, 16)
     features = torch.randn(2, 4, 32, 32)
+    assert torch.equal(depth_net(w0, features), torch.zeros(2, 1, 32, 32))  # a new D_S starts flat
+    torch.nn.init.normal_(depth_net.head[-1].weight)
     depth = depth_net(w0, features)
     assert depth.shape == (2, 1, 32, 32)
     assert not torch.allclose(depth_net(w0, torch.zeros_like(features)), depth)  # the injection is used

@@ -183,6 +183,10 @@ class DepthNet(nn.Module):
             nn.ReLU(),
             nn.Conv2d(width, 1, 5, 1, 2, bias=True),
         )
+        # Start from a flat face: random raw depth is per-pixel noise of ~10 pixel widths, from which
+        # the reconstruction gradient turns the view edge-on (measured: 40-60 degrees within 100 steps).
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, w0: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         _check_codes("w0", w0, self.style_dim)
