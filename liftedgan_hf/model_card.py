@@ -22,6 +22,11 @@ def render_model_card(template_name: str, **fields: object) -> str:
     """Fill the template ``model_cards/<template_name>.md`` with ``fields`` (defaults for the rest)."""
     template = resources.files("liftedgan_hf.model_cards").joinpath(f"{template_name}.md").read_text()
     values = {**DEFAULT_FIELDS, **{key: value for key, value in fields.items() if value is not None}}
+    # How the card's code names the model; the bundled demo model, for one, is a Python constant.
+    values.setdefault("imports", "LiftedGAN")
+    model_id = values["model_id"]
+    values.setdefault("model_reference", f'"{model_id}"')
+    values.setdefault("model_flag", f"--model {model_id} ")
     return template.format(**values)
 
 

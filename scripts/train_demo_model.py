@@ -101,6 +101,11 @@ def evaluate_arguments(args, work: Path) -> list[str]:
             "--inversion-steps", str(args.inversion_steps)]  # fmt: skip
 
 
+def portable(command: str) -> str:
+    """A logged command as a reader runs it: ``python`` and paths relative to the repository."""
+    return command.replace(sys.executable, "python").replace(f"{ROOT}/", "")
+
+
 def export(work: Path, args, log: dict) -> None:
     """Copy the lifted model into ``args.export_dir`` with a model card holding recipe and metrics."""
     from liftedgan_hf import LiftedGAN
@@ -110,7 +115,8 @@ def export(work: Path, args, log: dict) -> None:
     metrics = json.loads((work / "metrics.json").read_text())
     total_minutes = sum(entry["seconds"] for entry in log.values()) / 60
     commands = "\n".join(
-        f"- {name} ({entry['seconds'] / 60:.1f} min): `{entry['commands'][-1]}`" for name, entry in log.items()
+        f"- {name} ({entry['seconds'] / 60:.1f} min): `{portable(entry['commands'][-1])}`"
+        for name, entry in log.items()
     )
     card = {
         "title": "LiftedGAN demo model (synthetic faces, 64x64, trained on a 2-core CPU)",
@@ -119,6 +125,9 @@ def export(work: Path, args, log: dict) -> None:
             "trained on procedural, symmetric synthetic 3D faces; it is a demonstration, not a model of real faces."
         ),
         "model_id": "liftedgan_hf.DEMO_MODEL",
+        "imports": "DEMO_MODEL, LiftedGAN",
+        "model_reference": "DEMO_MODEL",
+        "model_flag": "",  # liftedgan-generate uses the demo model when --model is not given
         "training_data": (
             f"{args.num_train} synthetic faces (`python -m liftedgan_hf.data.synthetic_faces`, "
             f"seeds 0-{args.num_train - 1}, {args.resolution}x{args.resolution}) with random yaw (+-40), "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import liftedgan_hf
 from liftedgan_hf import LiftedGAN
@@ -61,7 +62,6 @@ def test_recipe_runs_every_stage_then_skips_them(tmp_path):
 
 def test_readme_images_come_from_the_model(tmp_path):
     from conftest import make_tiny_liftedgan
-    from PIL import Image
 
     make_tiny_liftedgan().save_pretrained(tmp_path / "model")
     result = subprocess.run(
@@ -79,7 +79,6 @@ def test_readme_images_come_from_the_model(tmp_path):
         assert animation.n_frames == 2 * 21 - 2 and animation.size == (size, size)
 
 
-@pytest.mark.skipif(not Path(liftedgan_hf.DEMO_MODEL).is_dir(), reason="the demo model has not been trained yet")
 def test_bundled_demo_model_loads_offline_and_is_small(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = Path(liftedgan_hf.DEMO_MODEL)
@@ -88,4 +87,16 @@ def test_bundled_demo_model_loads_offline_and_is_small(monkeypatch):
     assert model.config.generator_config["resolution"] >= 64
     output = model.generate(seed=[0, 1])
     assert torch.isfinite(output.image).all() and output.depth.shape[0] == 2
-    assert "| flat depth |" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "| flat depth |" in card and "train_accelerate.py lift" in card
+
+
+def test_generate_command_uses_the_demo_model_by_default(monkeypatch, tmp_path):
+    from liftedgan_hf.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main(["--seeds", "3", "--yaw", "20", "--outdir", str(tmp_path), "--mesh"])
+    size = LiftedGAN.from_pretrained(liftedgan_hf.DEMO_MODEL).image_size
+    with Image.open(tmp_path / "seed0003_yaw+20.png") as picture:
+        assert picture.size == (size, size)
+    assert (tmp_path / "seed0003.glb").stat().st_size > 0
