@@ -31,7 +31,7 @@ from .model_card import ModelCardMixin
 from .models.filters import gaussian_blur
 from .models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 from .models.stylegan2 import StyleGAN2Generator
-from .rendering import Renderer, lambertian_shading
+from .rendering import Renderer, lambertian_shading, unit_normals
 
 # Names of the lifting networks in the official checkpoint and in this model.
 OFFICIAL_NETWORK_NAMES = {
@@ -456,7 +456,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         return {
             "image": rendered.image,
             "shaded_texture": shaded_texture,
-            "normal": normal / normal.norm(dim=1, keepdim=True).clamp(min=1e-12),
+            "normal": unit_normals(normal),
             "shading": shading,
             "mask": rendered.mask,
             "rendered_depth": rendered.depth,

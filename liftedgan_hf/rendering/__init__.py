@@ -8,7 +8,7 @@ Pieces, as in pytorch3d: :mod:`.camera` (intrinsics, views, grid meshes), :mod:`
 from .camera import PerspectiveCamera, grid_faces, rotation_matrix, transform_points
 from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments, rasterize, visible_faces
 from .renderer import Renderer, RenderOutput, clip_contour_gradient
-from .shading import depth_normals, lambertian_shading
+from .shading import depth_normals, lambertian_shading, unit_normals
 
 __all__ = [
     "Fragments",
@@ -24,5 +24,6 @@ __all__ = [
     "rasterize",
     "rotation_matrix",
     "transform_points",
+    "unit_normals",
     "visible_faces",
 ]

@@ -39,10 +39,20 @@ def depth_normals(
         dim=1,
     )
     normal = F.pad(normal, (1, 1, 1, 1), mode="replicate")
-    length = normal.pow(2).sum(1, keepdim=True).sqrt()
     if epsilon > 0:
-        return normal / (length + epsilon)
-    return normal / length.clamp(min=torch.finfo(normal.dtype).tiny)
+        return normal / (channel_length(normal) + epsilon)
+    return unit_normals(normal)
+
+
+def channel_length(vectors: torch.Tensor) -> torch.Tensor:
+    """Euclidean length over dim 1 of (B, C, H, W) -> (B, 1, H, W); element-wise, several times faster
+    on a CPU than ``Tensor.norm(dim=1)``, which reduces across strided channels."""
+    return vectors.pow(2).sum(1, keepdim=True).sqrt()
+
+
+def unit_normals(normal: torch.Tensor) -> torch.Tensor:
+    """Normals (B, 3, H, W) of any positive length scaled to length one."""
+    return normal / channel_length(normal).clamp(min=torch.finfo(normal.dtype).tiny)
 
 
 def lambertian_shading(
