@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--num-train", type=int, default=5000)
     parser.add_argument("--num-held-out", type=int, default=200)
     parser.add_argument("--teacher-steps", type=int, default=10000)
-    parser.add_argument("--lift-steps", type=int, default=4000)
+    parser.add_argument("--lift-steps", type=int, default=6000)
     parser.add_argument("--ablation-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--checkpoint-every", type=int, default=250)
