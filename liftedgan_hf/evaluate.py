@@ -91,7 +91,7 @@ def invert_images(model: LiftedGAN, images: torch.Tensor, steps: int, batch_size
 
 
 def same_teacher(first: LiftedGAN, second: LiftedGAN) -> bool:
-    """True when both models hold identical teacher weights and w statistics (so share inversions)."""
+    """True when both models hold identical teacher weights and mean w, so inversions can be shared."""
     first_state, second_state = first.generator.state_dict(), second.generator.state_dict()
     return (
         first_state.keys() == second_state.keys()
