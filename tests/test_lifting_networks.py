@@ -9,7 +9,13 @@ import torch
 
 from liftedgan_hf.checkpoints import CheckpointError
 from liftedgan_hf.models.face_embedding import LResNet, load_face_embedding
-from liftedgan_hf.models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
+from liftedgan_hf.models.lifting import (
+    DepthNet,
+    SingleOutputConv2d,
+    StyleComposeNet,
+    StyleDecomposeNet,
+    TransformationNet,
+)
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())
 
@@ -91,6 +97,37 @@ def test_decoders_at_tiny_size():
         depth_net(w0, torch.randn(2, 4, 16, 16))
     with pytest.raises(ValueError, match="image_size"):
         DepthNet(image_size=48)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_single_output_conv_equals_a_plain_convolution(bias, memory_format):
+    torch.manual_seed(0)
+    fast = SingleOutputConv2d(6, 5, bias=bias).double()
+    plain = torch.nn.Conv2d(6, 1, 5, 1, 2, bias=bias).double()
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(fast.state_dict())
+    inputs = torch.randn(3, 6, 9, 11, dtype=torch.float64).contiguous(memory_format=memory_format)
+    inputs.requires_grad_(True)
+    fast_output, plain_output = fast(inputs), plain(inputs)
+    assert torch.allclose(fast_output, plain_output, atol=1e-12)
+    upstream = torch.randn_like(plain_output)
+    fast_grads = torch.autograd.grad(fast_output, [inputs, *fast.parameters()], upstream)
+    plain_grads = torch.autograd.grad(plain_output, [inputs, *plain.parameters()], upstream)
+    for fast_grad, plain_grad in zip(fast_grads, plain_grads):
+        assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
+
+
+def test_decoders_train_with_in_place_activations():
+    torch.manual_seed(0)
+    depth_net = DepthNet(style_dim=16, image_size=32, inject_channels=4, code_dim=16, base_channels=8)
+    trans_net = TransformationNet(style_dim=16, image_size=32, code_dim=8, base_channels=8)
+    torch.nn.init.normal_(depth_net.head[-1].weight)
+    w0 = torch.randn(2, 16, requires_grad=True)
+    loss = depth_net(w0, torch.randn(2, 4, 32, 32)).pow(2).mean() + trans_net(w0).pow(2).mean()
+    loss.backward()  # an in-place ReLU on a tensor autograd saved would raise here
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in depth_net.parameters())
+    assert w0.grad.abs().sum() > 0
 
 
 def test_official_depth_net_forward_once():

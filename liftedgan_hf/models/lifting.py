@@ -109,6 +109,37 @@ class StyleComposeNet(nn.Module):
         return self.model(self.embed_style(w) + self.embed_light(light) + self.embed_view(view))
 
 
+class SingleOutputConv2d(nn.Conv2d):
+    """A stride-1 convolution to one output channel (same parameters and names as ``nn.Conv2d``).
+
+    It runs as a depthwise convolution followed by a sum over channels: on a CPU, with channels-last
+    inputs, that is about 4x faster than the one-output-channel convolution (measured at 256x256 with
+    16 input channels), with the same result up to float rounding.
+    """
+
+    def __init__(self, in_channels: int, kernel_size: int, bias: bool = True):
+        super().__init__(in_channels, 1, kernel_size, 1, kernel_size // 2, bias=bias)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        channels = self.in_channels
+        per_channel = nn.functional.conv2d(
+            inputs, self.weight.view(channels, 1, *self.kernel_size), None, 1, self.padding, 1, channels
+        )
+        output = per_channel.sum(1, keepdim=True)
+        return output if self.bias is None else output + self.bias.view(1, 1, 1, 1)
+
+
+def _full_resolution(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
+    """Run ``network`` (ending in a 2x upsample and full-resolution layers) from the input, switching
+    to channels-last memory before the upsample: the 16-channel convolutions at full resolution are
+    2-3x faster on a CPU in that layout (measured at 256x256), the small early layers are not."""
+    for layer in network:
+        if isinstance(layer, nn.Upsample):
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = layer(inputs)
+    return inputs
+
+
 def _code_mlp(style_dim: int, code_dim: int, layers: int) -> nn.Sequential:
     """The MLP in front of the deconvolution stacks: Linear + LeakyReLU(0.2), ``layers`` times."""
     modules: list[nn.Module] = []
@@ -157,19 +188,19 @@ class DepthNet(nn.Module):
         self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
         network: list[nn.Module] = [
             nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, 1, 1, bias=False),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         ]
         for _ in range(steps):
             width //= 2
             network += [
                 nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
                 nn.GroupNorm(width // 4, width),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
                 nn.Conv2d(width, width, 3, 1, 1, bias=False),
                 nn.GroupNorm(width // 4, width),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
             ]
         network.append(nn.Upsample(scale_factor=2, mode="nearest"))
         self.network = nn.Sequential(*network)
@@ -177,11 +208,11 @@ class DepthNet(nn.Module):
         self.head = nn.Sequential(
             nn.Conv2d(width, width, 3, 1, 1, bias=False),
             nn.GroupNorm(width // 4, width),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 5, 1, 2, bias=False),
             nn.GroupNorm(width // 4, width),
-            nn.ReLU(),
-            nn.Conv2d(width, 1, 5, 1, 2, bias=True),
+            nn.ReLU(inplace=True),
+            SingleOutputConv2d(width, 5, bias=True),
         )
         # Start from a flat face: random raw depth is per-pixel noise of ~10 pixel widths, from which
         # the reconstruction gradient turns the view edge-on (measured: 40-60 degrees within 100 steps).
@@ -193,9 +224,9 @@ class DepthNet(nn.Module):
         expected = (w0.shape[0], self.inject_channels, self.image_size, self.image_size)
         if tuple(features.shape) != expected:
             raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
-        code = self.mlp(w0)
-        grown = self.network(code[:, :, None, None])
-        return self.head(grown + self.inject(features))
+        grown = _full_resolution(self.network, self.mlp(w0)[:, :, None, None])
+        injected = self.inject(features.contiguous(memory_format=torch.channels_last))
+        return self.head(grown + injected)
 
 
 class TransformationNet(nn.Module):
@@ -223,23 +254,23 @@ class TransformationNet(nn.Module):
         steps = _stack_depth(image_size)
         width = base_channels * 2**steps
         self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
-        network: list[nn.Module] = [nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False), nn.ReLU()]
+        network: list[nn.Module] = [nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False), nn.ReLU(inplace=True)]
         for _ in range(steps):
             network += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
                 nn.GroupNorm(width // 8, width // 2),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
             ]
             width //= 2
         network += [
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(base_channels, base_channels, 3, 1, 1, bias=False),
             nn.GroupNorm(base_channels // 4, base_channels),
-            nn.ReLU(),
-            nn.Conv2d(base_channels, 1, 5, 1, 2, bias=False),
+            nn.ReLU(inplace=True),
+            SingleOutputConv2d(base_channels, 5, bias=False),
         ]
         self.network = nn.Sequential(*network)
 
     def forward(self, w0: torch.Tensor) -> torch.Tensor:
         _check_codes("w0", w0, self.style_dim)
-        return self.network(self.mlp(w0)[:, :, None, None])
+        return _full_resolution(self.network, self.mlp(w0)[:, :, None, None])
