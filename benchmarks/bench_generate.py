@@ -1,13 +1,14 @@
 """Speed of 3D generation and re-rendering against one teacher forward (official 256 configuration).
 
-    python benchmarks/bench_generate.py [--repeats 5] [--threads N]
+    python benchmarks/bench_generate.py [--repeats 11] [--threads N]
 
 Random weights with the official architecture. The networks' time does not depend on the weights, but
 the rasteriser's does: it follows the size of the mesh's triangles. A new D_S starts flat (its last
 layer is zero), which a trained model is not, so the table times each step twice: as the random
 model produces it ("flat depth") and with the canonical depth and transformation map replaced by a
 face-like one ("face depth", the scene of bench_render.py), which is what a trained model renders.
-Ratios are to one ``G.synthesis`` at the same batch size in the same run. Targets from the issue:
+Ratios are to one ``G.synthesis`` at the same batch size in the same run, all timed in turns (one run
+of each per round) so that a drift of the CPU's speed cannot skew them. Targets from the issue:
 generation <= 2.0x one teacher forward, re-render <= 0.35x.
 """
 
@@ -18,14 +19,14 @@ import dataclasses
 
 import torch
 from bench_render import face_like_scene
-from common import median_seconds
+from common import interleaved_median_seconds
 
 from liftedgan_hf import LiftedGAN
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -38,29 +39,34 @@ def main() -> None:
     for batch in (1, 8):
         w = model.style_codes(seed=list(range(batch)))
         face_depth, _, _, _, face_trans_map = face_like_scene(batch, model.image_size)
+        flat_output = model.generate(w=w)
+        face_output = dataclasses.replace(flat_output, depth=face_depth, trans_map=face_trans_map)
+
+        def generate_face_depth(w=w, depth=face_depth, trans_map=face_trans_map):
+            # generate()'s steps, with the face-like depth in place of the random network's
+            face = dataclasses.replace(model.estimate(w), depth=depth, trans_map=trans_map, normal=None)
+            rotation, translation = model.view_from_code(face.view_code)
+            light = model.light_from_code(face.light_code)
+            return model.render_canonical(face.depth, face.albedo, face.trans_map, rotation, translation, light)
+
         with torch.no_grad():
-            teacher = median_seconds(lambda w=w: model.generator.synthesis(w, noise_mode="const"), args.repeats)
-            flat_output = model.generate(w=w)
-            face_output = dataclasses.replace(flat_output, depth=face_depth, trans_map=face_trans_map)
-
-            def generate_face_depth(w=w, depth=face_depth, trans_map=face_trans_map):
-                # generate()'s steps, with the face-like depth in place of the random network's
-                face = dataclasses.replace(model.estimate(w), depth=depth, trans_map=trans_map, normal=None)
-                rotation, translation = model.view_from_code(face.view_code)
-                light = model.light_from_code(face.light_code)
-                return model.render_canonical(face.depth, face.albedo, face.trans_map, rotation, translation, light)
-
-            rows = {
-                "flat": (lambda w=w: model.generate(w=w), flat_output),
-                "face": (generate_face_depth, face_output),
-            }
-            for depth_kind, (generate, output) in rows.items():
-                generation = median_seconds(generate, args.repeats)
-                rerender = median_seconds(lambda o=output: model.render(o, yaw=30.0, pitch=5.0), args.repeats)
-                print(
-                    f"| {batch} | {depth_kind} | {teacher * 1000:.0f} ms | {generation * 1000:.0f} ms "
-                    f"| {generation / teacher:.2f}x | {rerender * 1000:.0f} ms | {rerender / teacher:.2f}x |"
-                )
+            seconds = interleaved_median_seconds(
+                {
+                    "teacher": lambda w=w: model.generator.synthesis(w, noise_mode="const"),
+                    "generate flat": lambda w=w: model.generate(w=w),
+                    "generate face": generate_face_depth,
+                    "render flat": lambda o=flat_output: model.render(o, yaw=30.0, pitch=5.0),
+                    "render face": lambda o=face_output: model.render(o, yaw=30.0, pitch=5.0),
+                },
+                args.repeats,
+            )
+        teacher = seconds["teacher"]
+        for depth_kind in ("flat", "face"):
+            generation, rerender = seconds[f"generate {depth_kind}"], seconds[f"render {depth_kind}"]
+            print(
+                f"| {batch} | {depth_kind} | {teacher * 1000:.0f} ms | {generation * 1000:.0f} ms "
+                f"| {generation / teacher:.2f}x | {rerender * 1000:.0f} ms | {rerender / teacher:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Timing helper shared by the benchmark scripts."""
+"""Timing helpers shared by the benchmark scripts."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ from collections.abc import Callable
 
 def median_seconds(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of ``function()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        function()
-    times = []
+    return interleaved_median_seconds({"only": function}, repeats, warmup)["only"]
+
+
+def interleaved_median_seconds(
+    functions: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """Median wall time of each function, timed in turns: one run of each per round.
+
+    A shared CPU's speed drifts during a run (measured here: the same call 1.7x slower a minute
+    later), so timing one function's runs after another's skews their ratio; in turns, every
+    function sees the same drift and ratios stay meaningful.
+    """
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}

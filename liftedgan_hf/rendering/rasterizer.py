@@ -138,8 +138,6 @@ def _visible_faces_chunk(
     # Larger faces row by row: on each pixel row of its box a face covers one span of pixel centres,
     # found from its three edge functions, so the work follows the face's area, not its box.
     rows = (valid & ~small).view(-1).nonzero().squeeze(1)
-    flat_a, flat_b, flat_c = (torch.stack(plane).view(3, -1) for plane in (a, b, c))
-    flat_inverse_depth = inverse_depth.reshape(3, -1)
     # chunks of faces whose boxes hold at most MAX_CANDIDATES_PER_CHUNK pixel centres
     box_area = (extent_x * extent_y).view(-1)[rows]
     bounds = torch.searchsorted(
@@ -153,7 +151,11 @@ def _visible_faces_chunk(
             break
         chunk = rows[start:stop]
         start = stop
-        chunk_a, chunk_b, chunk_c = flat_a[:, chunk].T, flat_b[:, chunk].T, flat_c[:, chunk].T  # (n, 3)
+        # (n, 3) per-vertex values of the chunk's faces, gathered for just those faces
+        chunk_a, chunk_b, chunk_c, chunk_inverse_depth = (
+            torch.stack([value.reshape(-1)[chunk] for value in values], dim=1)
+            for values in (a, b, c, inverse_depth)
+        )
         width, height = extent_x.view(-1)[chunk], extent_y.view(-1)[chunk]
         row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=x.device), height.long())
         first_row = torch.cumsum(height.long(), 0) - height.long()
@@ -175,7 +177,7 @@ def _visible_faces_chunk(
         offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=x.device) - first[span_row]).float()
         face = row_face[span_row]
         weights = chunk_a[face] * offset_x[:, None] + chunk_b[face] * offset_y[span_row, None] + chunk_c[face]
-        inverse_surface = (weights * flat_inverse_depth[:, chunk[face]].T).sum(1)
+        inverse_surface = (weights * chunk_inverse_depth[face]).sum(1)
         inside = (weights >= -2 * INSIDE_TOLERANCE).all(1) & (inverse_surface > 0)
         face_rows = chunk[face[inside]]
         pixel = corner_pixel.view(-1)[face_rows] + offset_y[span_row[inside]].long() * size + offset_x[inside].long()
