@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from liftedgan_hf import LiftedGAN, StyleGAN2Generator
 from liftedgan_hf.training.checkpointing import COMPLETE_MARKER, list_checkpoints
-from liftedgan_hf.training.lift import LiftingTrainer, NonFiniteLossError, make_optimizer
+from liftedgan_hf.training.lift import LiftingConfig, LiftingTrainer, NonFiniteLossError, make_optimizer
 from liftedgan_hf.training.stylegan2 import StyleGAN2Config, StyleGAN2Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,6 +236,30 @@ def test_non_finite_loss_stops_with_the_term_and_step(tiny_liftedgan, monkeypatc
     with pytest.raises(NonFiniteLossError, match="'latent_prior' is nan at step 2"):
         trainer.step(2, torch.Generator().manual_seed(2), optimizer, step=2)
     assert all(torch.equal(before[k], v) for k, v in tiny_liftedgan.state_dict().items())  # no update
+
+
+def test_terms_weighted_zero_are_skipped(tiny_liftedgan, monkeypatch):
+    from liftedgan_hf import losses
+
+    def broken(*args):
+        raise AssertionError("a loss weighted 0 was computed")
+
+    monkeypatch.setattr(losses, "light_view_cycle_loss", broken)
+    monkeypatch.setattr(losses, "albedo_rank_loss", broken)
+    synthesis_calls = {"count": 0}
+    synthesis = tiny_liftedgan.generator.synthesis
+
+    def counted(*args, **kwargs):
+        synthesis_calls["count"] += 1
+        return synthesis(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_liftedgan.generator, "synthesis", counted)
+    config = LiftingConfig(flip=0.0, perturb_image=0.0, light_view_cycle=0.0, albedo_rank=0.0)
+    trainer = LiftingTrainer(tiny_liftedgan.train(), config)
+    logged = trainer.step(2, torch.Generator().manual_seed(0), make_optimizer(tiny_liftedgan), step=0)
+    assert set(logged) == {"reconstruction", "latent_prior", "total"}
+    # the teacher ran twice (samples, canonical texture), not for the perturbed image or part a
+    assert synthesis_calls["count"] == 2
 
 
 def test_model_config_json(teacher, tmp_path):

@@ -98,8 +98,9 @@ class LiftingTrainer:
 
     def lifting_losses(self, styles: torch.Tensor, teacher_images: torch.Tensor, generator: torch.Generator) -> dict:
         """Every loss that trains the lifting networks (the paper's reconstruction, flip, perturbation
-        part b, light/view cycle, identity, latent prior and albedo rank). Returns a dict of scalar
-        tensors, ``total`` being the weighted sum, plus the perturbation for part a."""
+        part b, light/view cycle, identity, latent prior and albedo rank), each only when its weight is
+        positive. Returns a dict of scalar tensors, ``total`` being the weighted sum, plus the
+        perturbation for part a."""
         model, config = self.model, self.config
         face = model.estimate(styles)
         reconstruction = self._render(face, face.light_code, face.view_code)
@@ -116,22 +117,36 @@ class LiftingTrainer:
                 mask,
             )
         }
-        light_code, view_code, angles = losses.sample_perturbation(
-            face.light_code.detach(), generator, config.pitch_range, config.yaw_range, model.config.rotation_range
-        )
-        perturbed_styles = model.style_compose(styles, light_code, view_code)
-        _, estimated_light, estimated_view = model.style_decompose(perturbed_styles)
-        perturbed = self._render(face, estimated_light, estimated_view)
-        with torch.no_grad():
-            regenerated = model.generator.synthesis(perturbed_styles, noise_mode="const")
-        terms["perturb_image"] = losses.image_loss(perturbed["image"], regenerated, self.perceptual, config.perceptual)
-        terms["light_view_cycle"] = losses.light_view_cycle_loss(estimated_light, light_code, estimated_view, view_code)
-        terms["latent_prior"] = losses.latent_prior_loss(perturbed_styles, model.w_mean, model.w_std)
-        face_mask = (face.depth[:, None] <= model.config.border_depth - 0.01).to(face.albedo.dtype)
-        terms["albedo_rank"] = losses.albedo_rank_loss(face.albedo, face_mask)
-        if self.face_embedding is not None and config.identity > 0:
-            keep = angles[:, 1].abs() < config.identity_yaw_range
-            terms["identity"] = losses.identity_loss(self.face_embedding, face.texture, perturbed["image"], keep)
+        # Terms weighted 0 are skipped: they would cost time, and a NaN in a term that trains nothing
+        # (the ablation's perturbed render, once its views drift edge-on) must not stop training.
+        light_code = view_code = None
+        if any(getattr(config, name) > 0 for name in ("perturb_image", "light_view_cycle", "latent_prior", "identity")):
+            light_code, view_code, angles = losses.sample_perturbation(
+                face.light_code.detach(), generator, config.pitch_range, config.yaw_range, model.config.rotation_range
+            )
+            perturbed_styles = model.style_compose(styles, light_code, view_code)
+            _, estimated_light, estimated_view = model.style_decompose(perturbed_styles)
+            use_identity = self.face_embedding is not None and config.identity > 0
+            if config.perturb_image > 0 or use_identity:
+                perturbed = self._render(face, estimated_light, estimated_view)
+            if config.perturb_image > 0:
+                with torch.no_grad():
+                    regenerated = model.generator.synthesis(perturbed_styles, noise_mode="const")
+                terms["perturb_image"] = losses.image_loss(
+                    perturbed["image"], regenerated, self.perceptual, config.perceptual
+                )
+            if config.light_view_cycle > 0:
+                terms["light_view_cycle"] = losses.light_view_cycle_loss(
+                    estimated_light, light_code, estimated_view, view_code
+                )
+            if config.latent_prior > 0:
+                terms["latent_prior"] = losses.latent_prior_loss(perturbed_styles, model.w_mean, model.w_std)
+            if use_identity:
+                keep = angles[:, 1].abs() < config.identity_yaw_range
+                terms["identity"] = losses.identity_loss(self.face_embedding, face.texture, perturbed["image"], keep)
+        if config.albedo_rank > 0:
+            face_mask = (face.depth[:, None] <= model.config.border_depth - 0.01).to(face.albedo.dtype)
+            terms["albedo_rank"] = losses.albedo_rank_loss(face.albedo, face_mask)
         weights = {name: getattr(config, name) for name in terms}
         terms["total"] = sum(weights[name] * value for name, value in terms.items())
         return {"terms": terms, "face": face, "light_code": light_code, "view_code": view_code}
