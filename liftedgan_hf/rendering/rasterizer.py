@@ -153,8 +153,7 @@ def _visible_faces_chunk(
         start = stop
         # (n, 3) per-vertex values of the chunk's faces, gathered for just those faces
         chunk_a, chunk_b, chunk_c, chunk_inverse_depth = (
-            torch.stack([value.reshape(-1)[chunk] for value in values], dim=1)
-            for values in (a, b, c, inverse_depth)
+            torch.stack([value.reshape(-1)[chunk] for value in values], dim=1) for values in (a, b, c, inverse_depth)
         )
         width, height = extent_x.view(-1)[chunk], extent_y.view(-1)[chunk]
         row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=x.device), height.long())
