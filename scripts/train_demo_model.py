@@ -54,12 +54,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument("--inversion-steps", type=int, default=100)
-    parser.add_argument(
-        "--albedo-rank",
-        type=float,
-        default=0.0,
-        help="weight of the albedo rank loss in both lifting runs (official 1e-2; see the README on why 0)",
-    )
     parser.add_argument("--export-dir", type=Path, default=DEMO_MODEL)
     args = parser.parse_args()
     # A terminated recipe stops its running stage too (subprocess.run kills the child on any exception)
@@ -90,12 +84,11 @@ def main() -> None:
            *common], log)  # fmt: skip
     stage(work, "lift", work / "lift" / weights,
           [*train, "lift", "--teacher", str(work / "teacher"), "--output_dir", str(work / "lift"),
-           "--max_train_steps", str(args.lift_steps), "--lambda_albedo_rank", str(args.albedo_rank),
-           *common], log)  # fmt: skip
+           "--max_train_steps", str(args.lift_steps), *common], log)  # fmt: skip
     stage(work, "ablation", work / "ablation" / weights,
           [*train, "lift", "--teacher", str(work / "teacher"), "--output_dir", str(work / "ablation"),
            "--max_train_steps", str(args.ablation_steps), "--lambda_flip", "0", "--lambda_perturb_image", "0",
-           "--lambda_light_view_cycle", "0", "--lambda_albedo_rank", str(args.albedo_rank), *common], log)  # fmt: skip
+           "--lambda_light_view_cycle", "0", *common], log)  # fmt: skip
     stage(work, "evaluate", work / "metrics.json",
           [python, *evaluate_arguments(args, work), "--json", str(work / "metrics.json")], log)  # fmt: skip
     export(work, args, log)
