@@ -1,6 +1,6 @@
 """Speed of 3D generation and re-rendering against one teacher forward (official 256 configuration).
 
-    python benchmarks/bench_generate.py [--repeats 11] [--threads N]
+    python benchmarks/bench_generate.py [--repeats 11] [--threads N] [--keep-freed-memory]
 
 Random weights with the official architecture. The networks' time does not depend on the weights, but
 the rasteriser's does: it follows the size of the mesh's triangles. A new D_S starts flat (its last
@@ -22,13 +22,21 @@ from bench_render import face_like_scene
 from common import interleaved_median_seconds
 
 from liftedgan_hf import LiftedGAN
+from liftedgan_hf.cpu_memory import keep_freed_memory_in_heap
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="first apply liftedgan_hf.cpu_memory.keep_freed_memory_in_heap(), as liftedgan-generate and training do",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.keep_freed_memory and not keep_freed_memory_in_heap():
+        parser.error("--keep-freed-memory needs glibc (Linux)")
     if args.threads:
         torch.set_num_threads(args.threads)
 

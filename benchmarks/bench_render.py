@@ -1,6 +1,6 @@
 """Speed of the pure-PyTorch renderer at 256x256 against one forward of the official teacher.
 
-    python benchmarks/bench_render.py [--repeats 11]
+    python benchmarks/bench_render.py [--repeats 11] [--keep-freed-memory]
 
 A face-like depth map (a smooth bump in front of the border plane) seen at yaw 30, pitch 10, with a
 transformation map built and blurred as LiftedGAN does. Targets from the issue: forward <= 25 ms per
@@ -15,6 +15,7 @@ import argparse
 import torch
 from common import interleaved_median_seconds
 
+from liftedgan_hf.cpu_memory import keep_freed_memory_in_heap
 from liftedgan_hf.models.filters import gaussian_blur
 from liftedgan_hf.models.stylegan2 import StyleGAN2Generator
 from liftedgan_hf.rendering import Renderer
@@ -37,7 +38,14 @@ def face_like_scene(batch: int, size: int = 256):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="first apply liftedgan_hf.cpu_memory.keep_freed_memory_in_heap(), as liftedgan-generate and training do",
+    )
     args = parser.parse_args()
+    if args.keep_freed_memory and not keep_freed_memory_in_heap():
+        parser.error("--keep-freed-memory needs glibc (Linux)")
     renderer = Renderer(256)
     teacher = StyleGAN2Generator().eval()
     print(f"{torch.get_num_threads()} threads, median of {args.repeats} runs\n")

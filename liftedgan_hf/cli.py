@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--pitch must be within [-90, 90], got {args.pitch}")
 
     from . import DEMO_MODEL
+    from .cpu_memory import keep_freed_memory_in_heap
     from .pipeline import LiftedGAN
+
+    keep_freed_memory_in_heap()
 
     model_path = args.model or DEMO_MODEL
     try:

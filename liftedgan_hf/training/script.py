@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import export
+from ..cpu_memory import keep_freed_memory_in_heap
 from ..models.stylegan2 import LIFTEDGAN_SLIM_CHANNELS, StyleGAN2Discriminator, StyleGAN2Generator, channel_list
 from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
 from .lift import LiftingConfig, LiftingTrainer, NonFiniteLossError, make_optimizer
@@ -517,6 +518,7 @@ def train_lift(args, parser) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory_in_heap()
     _validate_common(args, parser)
     os.makedirs(args.output_dir, exist_ok=True)
     if not math.isfinite(args.learning_rate or 1.0) or (args.learning_rate is not None and args.learning_rate <= 0):
