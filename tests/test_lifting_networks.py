@@ -10,6 +10,7 @@ import torch
 from liftedgan_hf.checkpoints import CheckpointError
 from liftedgan_hf.models.face_embedding import LResNet, load_face_embedding
 from liftedgan_hf.models.lifting import (
+    CodeToGrid,
     DepthNet,
     SingleOutputConv2d,
     StyleComposeNet,
@@ -116,6 +117,26 @@ def test_single_output_conv_equals_a_plain_convolution(bias, memory_format):
     plain_grads = torch.autograd.grad(plain_output, [inputs, *plain.parameters()], upstream)
     for fast_grad, plain_grad in zip(fast_grads, plain_grads):
         assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_code_to_grid_equals_a_transposed_convolution(bias):
+    torch.manual_seed(0)
+    fast = CodeToGrid(6, 5, bias=bias).double()
+    plain = torch.nn.ConvTranspose2d(6, 5, 4, 1, 0, bias=bias).double()
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(fast.state_dict())
+    code = torch.randn(3, 6, 1, 1, dtype=torch.float64, requires_grad=True)
+    fast_output, plain_output = fast(code), plain(code)
+    assert fast_output.shape == (3, 5, 4, 4)
+    assert torch.allclose(fast_output, plain_output, atol=1e-12)
+    upstream = torch.randn_like(plain_output)
+    fast_grads = torch.autograd.grad(fast_output, [code, *fast.parameters()], upstream)
+    plain_grads = torch.autograd.grad(plain_output, [code, *plain.parameters()], upstream)
+    for fast_grad, plain_grad in zip(fast_grads, plain_grads):
+        assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
+    larger = torch.randn(2, 6, 3, 3, dtype=torch.float64)  # not a 1x1 code: the convolution itself
+    assert torch.allclose(fast(larger), plain(larger), atol=1e-12)
 
 
 def test_decoders_train_with_in_place_activations():

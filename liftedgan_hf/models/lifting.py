@@ -129,6 +129,25 @@ class SingleOutputConv2d(nn.Conv2d):
         return output if self.bias is None else output + self.bias.view(1, 1, 1, 1)
 
 
+class CodeToGrid(nn.ConvTranspose2d):
+    """The decoders' first layer: a 4x4 transposed convolution of a 1x1 code (same parameters and names
+    as ``nn.ConvTranspose2d(in_channels, out_channels, 4, 1, 0)``), computed as one matrix product.
+
+    On a 1x1 input the transposed convolution is exactly code @ weight; PyTorch's generic path took
+    4.8 ms for D_S's 512-channel code at batch 1 on the development CPU, a large share of a 256-pixel
+    generation. Other input sizes fall back to the convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, size: int = 4, bias: bool = False):
+        super().__init__(in_channels, out_channels, size, 1, 0, bias=bias)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.shape[-2:] != (1, 1):
+            return super().forward(inputs)
+        grid = (inputs.flatten(1) @ self.weight.flatten(1)).view(-1, self.out_channels, *self.kernel_size)
+        return grid if self.bias is None else grid + self.bias.view(1, -1, 1, 1)
+
+
 def _full_resolution(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
     """Run ``network`` (ending in a 2x upsample and full-resolution layers) from the input, switching
     to channels-last memory before the upsample: the 16-channel convolutions at full resolution are
@@ -187,7 +206,7 @@ class DepthNet(nn.Module):
         width = base_channels * 2**steps
         self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
         network: list[nn.Module] = [
-            nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False),
+            CodeToGrid(code_dim, width),
             nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, 1, 1, bias=False),
             nn.ReLU(inplace=True),
@@ -254,7 +273,7 @@ class TransformationNet(nn.Module):
         steps = _stack_depth(image_size)
         width = base_channels * 2**steps
         self.mlp = _code_mlp(style_dim, code_dim, mlp_layers)
-        network: list[nn.Module] = [nn.ConvTranspose2d(code_dim, width, 4, 1, 0, bias=False), nn.ReLU(inplace=True)]
+        network: list[nn.Module] = [CodeToGrid(code_dim, width), nn.ReLU(inplace=True)]
         for _ in range(steps):
             network += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
