@@ -6,8 +6,8 @@ for the page faults anew. A batch of eight 256x256 faces has 33.5 MB activations
 measured on the 2-core development CPU this makes one StyleGAN2 forward at batch 8 take about 450 ms
 instead of 235 ms. Raising the mmap and trim thresholds keeps freed blocks in the heap for reuse.
 
-The setting affects the whole process, so the library never applies it on import: the command line,
-the training script and the demo app call :func:`keep_freed_memory_in_heap` at start-up.
+The setting affects the whole process, so the library never applies it on import: the command line
+and the training script call :func:`keep_freed_memory_in_heap` at start-up.
 """
 
 from __future__ import annotations
