@@ -19,24 +19,18 @@ import dataclasses
 
 import torch
 from bench_render import face_like_scene
-from common import interleaved_median_seconds
+from common import add_allocator_flag, apply_allocator_flag, interleaved_median_seconds
 
 from liftedgan_hf import LiftedGAN
-from liftedgan_hf.cpu_memory import keep_freed_memory_in_heap
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument(
-        "--keep-freed-memory",
-        action="store_true",
-        help="first apply liftedgan_hf.cpu_memory.keep_freed_memory_in_heap(), as liftedgan-generate and training do",
-    )
+    add_allocator_flag(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
-    if args.keep_freed_memory and not keep_freed_memory_in_heap():
-        parser.error("--keep-freed-memory needs glibc (Linux)")
+    apply_allocator_flag(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import interleaved_median_seconds
+from common import add_allocator_flag, apply_allocator_flag, interleaved_median_seconds
 
-from liftedgan_hf.cpu_memory import keep_freed_memory_in_heap
 from liftedgan_hf.models.filters import gaussian_blur
 from liftedgan_hf.models.stylegan2 import StyleGAN2Generator
 from liftedgan_hf.rendering import Renderer
@@ -38,14 +37,9 @@ def face_like_scene(batch: int, size: int = 256):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument(
-        "--keep-freed-memory",
-        action="store_true",
-        help="first apply liftedgan_hf.cpu_memory.keep_freed_memory_in_heap(), as liftedgan-generate and training do",
-    )
+    add_allocator_flag(parser)
     args = parser.parse_args()
-    if args.keep_freed_memory and not keep_freed_memory_in_heap():
-        parser.error("--keep-freed-memory needs glibc (Linux)")
+    apply_allocator_flag(parser, args)
     renderer = Renderer(256)
     teacher = StyleGAN2Generator().eval()
     print(f"{torch.get_num_threads()} threads, median of {args.repeats} runs\n")

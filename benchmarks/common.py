@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+
+from liftedgan_hf.cpu_memory import keep_freed_memory_in_heap
 
 
 def median_seconds(function: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -31,3 +34,17 @@ def interleaved_median_seconds(
             function()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def add_allocator_flag(parser: argparse.ArgumentParser) -> None:
+    """``--keep-freed-memory``: time with the allocator setting of the project's entry points."""
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="first apply liftedgan_hf.cpu_memory.keep_freed_memory_in_heap(), as liftedgan-generate and training do",
+    )
+
+
+def apply_allocator_flag(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.keep_freed_memory and not keep_freed_memory_in_heap():
+        parser.error("--keep-freed-memory needs glibc (Linux)")
