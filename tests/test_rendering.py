@@ -14,6 +14,7 @@ from liftedgan_hf.rendering import (
     lambertian_shading,
     rasterize,
     rotation_matrix,
+    visible_faces,
 )
 from liftedgan_hf.rendering.camera import grid_face_corners
 
@@ -207,6 +208,53 @@ def test_generic_rasterize_matches_grid_path():
     flat = vertices.reshape(1, -1, 3)
     generic = rasterize(renderer.camera.project(flat), flat[..., 2], grid_faces(20, 20), 20)
     assert torch.equal(generic.face_index, renderer.rasterize(vertices).face_index)
+
+
+def brute_force_face_depths(corners, corner_depth, size):
+    """Depth of every face at every pixel centre in float64, inf where it does not cover it:
+    (S, S, F); and, per pixel, the distance of its nearest inside/outside decision from a face edge."""
+    centre_y, centre_x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centre = torch.stack([centre_x, centre_y], -1).double().view(-1, 1, 1, 2)
+    corners, corner_depth = corners.double(), corner_depth.double()
+
+    def cross(origin, first, second):
+        first, second = first - origin, second - origin
+        return first[..., 0] * second[..., 1] - first[..., 1] * second[..., 0]
+
+    area = cross(corners[:, 0], corners[:, 1], corners[:, 2])[:, None]  # (F, 1)
+    weights = cross(centre, corners.roll(-1, 1), corners.roll(-2, 1)) / area  # (P, F, 3)
+    inverse_depth = (weights / corner_depth).sum(-1)
+    inside = (weights.amin(-1) >= 0) & (inverse_depth > 0) & (corner_depth.amin(-1) > 0)
+    depth = torch.where(inside, 1 / inverse_depth, torch.full_like(inverse_depth, math.inf))
+    margin = weights.amin(-1).abs().amin(1)
+    return depth.view(size, size, -1), margin.view(size, size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_visible_faces_match_brute_force(seed):
+    """Faces from under a pixel to a third of the image wide, overlapping, partly off-screen or
+    behind the camera: all the rasteriser's passes against testing every face at every pixel."""
+    generator = torch.Generator().manual_seed(seed)
+    size, count = 24, 400
+    centres = torch.rand(count, 1, 2, generator=generator) * (size + 6) - 3
+    scale = torch.rand(count, 1, 1, generator=generator) ** 3 * 5 + 0.3  # mostly pixel-sized
+    corners = centres + scale * torch.randn(count, 3, 2, generator=generator)
+    corner_depth = 1 + 0.2 * torch.rand(count, 3, generator=generator)
+    corner_depth[:5, 0] = -0.5  # faces crossing the camera plane are skipped
+    face = visible_faces(corners[None], corner_depth[None], size)[0]
+    depths, margin = brute_force_face_depths(corners, corner_depth, size)
+    nearest = depths.amin(-1)
+    clear = margin > 1e-3  # no face edge within rounding of the pixel centre
+    assert clear.float().mean() > 0.5
+    assert torch.equal((face >= 0)[clear], torch.isfinite(nearest)[clear])
+    covered = (face >= 0) & clear
+    assert covered.sum() > 100
+    chosen = depths.gather(-1, face.clamp(min=0)[..., None])[..., 0]
+    assert torch.allclose(chosen[covered], nearest[covered], rtol=0, atol=1e-5)
+    # every pass ran: pixel-sized faces, 3 x 3 windows and larger spans
+    extent = corners.amax(1).floor() - corners.amin(1).ceil() + 1
+    widest = extent[face[covered].unique()].amax(1)
+    assert (widest <= 2).any() and (widest == 3).any() and (widest > 3).any()
 
 
 # ---------------------------------------------------------------- gradients

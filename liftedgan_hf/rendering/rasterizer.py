@@ -3,9 +3,10 @@
 Two passes, as pytorch3d's rasteriser with ``blur_radius=0`` and ``faces_per_pixel=1``:
 
 1. :func:`visible_faces` (no gradient) finds, for every pixel centre, the nearest triangle covering
-   it. Triangles are grouped by the size of their pixel bounding box, and each group tests only the
-   pixels of a k x k window, so the many pixel-sized triangles of a depth-map mesh cost a few tests
-   each while rare large ones stay exact. The z-buffer is one ``scatter_reduce("amin")`` over int64
+   it. Triangles are grouped by the size of their pixel bounding box: pixel-sized ones (most of a
+   depth-map mesh) test a 2 x 2 window of pixel centres, ones a view stretches a 3 x 3 window, and
+   the rare larger ones the span of centres they cover on each row, so every face costs a few tests
+   and large ones stay exact. The z-buffer is one ``scatter_reduce("amin")`` over int64
    keys holding the depth's float bits above the face index.
 2. :func:`interpolate_fragments` recomputes the perspective-correct barycentric coordinates of the
    winning triangle at each pixel from the (differentiable) vertex positions, so gradients flow to
@@ -71,120 +72,167 @@ def visible_faces_planar(
 ) -> torch.Tensor:
     """:func:`visible_faces` on vertex-major inputs: x, y and 1/z of the three vertices of each face as
     (3, B, F) tensors, the layout every step below works in (element-wise ops on (B, F) slices)."""
-    # A batch of big meshes goes a few images at a time: the dozens of passes over (B, F) arrays
-    # then stay in the CPU cache, which more than pays for the extra Python calls.
-    images_per_chunk = max(1, FACES_PER_CHUNK // x.shape[2])
-    if x.shape[1] > images_per_chunk:
-        return torch.cat(
-            [
-                _visible_faces_chunk(
-                    *(part[:, start : start + images_per_chunk] for part in (x, y, inverse_depth)), image_size
-                )
-                for start in range(0, x.shape[1], images_per_chunk)
-            ]
-        )
-    return _visible_faces_chunk(x, y, inverse_depth, image_size)
-
-
-def _visible_faces_chunk(
-    x: torch.Tensor, y: torch.Tensor, inverse_depth: torch.Tensor, image_size: int
-) -> torch.Tensor:
     _, batch, face_count = x.shape
     size = image_size
+    # Spare keys past the last pixel take the candidates of off-screen boxes (never inside, so they
+    # write EMPTY_KEY): no masking of pixel indices needed.
+    keys = torch.full((batch * size * size + 2 * size + 2,), EMPTY_KEY, dtype=torch.int64, device=x.device)
+    # A batch of big meshes goes a few images at a time: the dozens of passes over (B, F) arrays
+    # then stay in the CPU cache, which more than pays for the extra Python calls.
+    images_per_chunk = max(1, FACES_PER_CHUNK // face_count)
+    parts = [
+        _small_faces_pass(
+            keys, *(value[:, start : start + images_per_chunk] for value in (x, y, inverse_depth)), start, size
+        )
+        for start in range(0, batch, images_per_chunk)
+    ]
+    # the larger faces of all images together, so their passes pay Python's overhead once
+    larger = _Faces(*(torch.cat(values, dim=-1) for values in zip(*(part.tensors() for part in parts))))
+    # Faces a view stretches over up to 3 x 3 pixel centres (a tenth of them at yaw 30): a 3 x 3
+    # window. Larger ones, rare in depth-map meshes, row by row.
+    medium = (larger.extent_x <= 3) & (larger.extent_y <= 3)
+    _window_pass(keys, larger.select(medium), 3, size)
+    _span_pass(keys, larger.select(~medium), size)
+    keys = keys[: batch * size * size]
+    face = torch.where(keys != EMPTY_KEY, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
+    return face.view(batch, size, size)
+
+
+@dataclass
+class _Faces:
+    """Faces for one pass of :func:`visible_faces_planar`, as same-shaped tensors.
+
+    ``planes`` (12, ...): a_0..a_2, b_0..b_2, c_0..c_2 of the edge functions
+    weight_i(o) = a_i * o_x + b_i * o_y + c_i, the screen-space barycentrics at the pixel offset o
+    from the corner of the face's box, then the a, b, c of 1/z in the same form (1/z is affine in
+    screen space). ``corner_pixel``: index in the keys of that corner; ``extent_x``, ``extent_y``:
+    pixel centres the box spans; ``face_id``: index in the face list.
+    """
+
+    planes: torch.Tensor
+    corner_pixel: torch.Tensor
+    extent_x: torch.Tensor
+    extent_y: torch.Tensor
+    face_id: torch.Tensor
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.planes, self.corner_pixel, self.extent_x, self.extent_y, self.face_id
+
+    def select(self, keep: torch.Tensor) -> _Faces:
+        """The faces where ``keep`` is True, flattened to one dimension."""
+        index = keep.reshape(-1).nonzero().squeeze(1)
+        return _Faces(*(value.flatten(-keep.dim()).index_select(-1, index) for value in self.tensors()))
+
+
+def _small_faces_pass(
+    keys: torch.Tensor, x: torch.Tensor, y: torch.Tensor, inverse_depth: torch.Tensor, first_image: int, size: int
+) -> _Faces:
+    """Z-buffer the faces (x, y, 1/z: (3, b, F)) of images ``first_image`` onwards whose box holds at
+    most 2 x 2 pixel centres; return the larger ones, flattened, for the other passes."""
+    _, batch, face_count = x.shape
     low_x = (x.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
     low_y = (y.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
     extent_x = (x.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_x + 1
     extent_y = (y.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_y + 1
-    # Edge functions as planes in coordinates relative to the box corner (small numbers keep float32
-    # exact enough): weight_i(o) = a_i * o_x + b_i * o_y + c_i are the screen-space barycentrics.
+    # coordinates relative to the box corner: small numbers keep float32 exact enough
     x, y = x - low_x, y - low_y
     area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() > 1e-12)
     scale = 1.0 / torch.where(valid, area, torch.ones_like(area))
-    a, b, c = [], [], []  # per vertex, from the vertices after (n) and before (p) it
-    for vertex in range(3):
+    planes = torch.empty(12, batch, face_count, dtype=x.dtype, device=x.device)
+    for vertex in range(3):  # from the vertices after (n) and before (p) it
         n, p = (vertex + 1) % 3, (vertex + 2) % 3
-        a.append((y[n] - y[p]) * scale)
-        b.append((x[p] - x[n]) * scale)
-        c.append((x[n] * y[p] - y[n] * x[p]) * scale)
-    # 1/z is affine in screen space too: its plane is the barycentric-weighted sum of the vertices' 1/z
-    inverse_a, inverse_b, inverse_c = (sum(plane[i] * inverse_depth[i] for i in range(3)) for plane in (a, b, c))
-
-    # Spare keys past the last pixel take the candidates of off-screen boxes (never inside, so they
-    # write EMPTY_KEY): no masking of pixel indices needed.
-    keys = torch.full((batch * size * size + 2 * size + 2,), EMPTY_KEY, dtype=torch.int64, device=x.device)
+        torch.mul(y[n] - y[p], scale, out=planes[vertex])
+        torch.mul(x[p] - x[n], scale, out=planes[3 + vertex])
+        torch.mul(x[n] * y[p] - y[n] * x[p], scale, out=planes[6 + vertex])
+    for form in range(3):
+        torch.sum(planes[3 * form : 3 * form + 3] * inverse_depth, dim=0, out=planes[9 + form])
+    image = torch.arange(first_image, first_image + batch, device=x.device)[:, None]
+    corner_pixel = (image * size + low_y.clamp(max=size).long()) * size + low_x.clamp(max=size).long()
     face_id = torch.arange(face_count, device=x.device).expand(batch, face_count)
-    corner_pixel = (torch.arange(batch, device=x.device)[:, None] * size + low_y.clamp(max=size).long()) * size
-    corner_pixel += low_x.clamp(max=size).long()
-
+    faces = _Faces(planes, corner_pixel, extent_x, extent_y, face_id)
     # Most faces of a depth-map mesh are about a pixel wide, so their box holds at most 2 x 2 pixel
     # centres: test those four candidates for every face at once, with no per-face bookkeeping.
     small = valid & (extent_x <= 2) & (extent_y <= 2)
-    wide, tall = small & (extent_x == 2), small & (extent_y == 2)
-    allowed = {(0, 0): small, (1, 0): wide, (1, 1): wide & tall, (0, 1): tall}
-    weights, inverse_surface = c, inverse_c
-    for offset_x, offset_y in ((0, 0), (1, 0), (1, 1), (0, 1)):  # each a step from the one before
-        if (offset_x, offset_y) == (1, 0):
-            weights, inverse_surface = [w + step for w, step in zip(weights, a)], inverse_surface + inverse_a
-        elif (offset_x, offset_y) == (1, 1):
-            weights, inverse_surface = [w + step for w, step in zip(weights, b)], inverse_surface + inverse_b
-        elif (offset_x, offset_y) == (0, 1):
-            weights, inverse_surface = [w - step for w, step in zip(weights, a)], inverse_surface - inverse_a
-        inside = torch.minimum(torch.minimum(weights[0], weights[1]), weights[2]) >= -INSIDE_TOLERANCE
-        inside &= allowed[offset_x, offset_y] & (inverse_surface > 0)
-        candidate = torch.where(inside, _pack_keys(1.0 / inverse_surface.abs(), face_id), EMPTY_KEY)
-        keys.scatter_reduce_(0, (corner_pixel + (offset_y * size + offset_x)).view(-1), candidate.view(-1), "amin")
+    _window_pass(keys, faces, 2, size, small)
+    return faces.select(valid & ~small)
 
-    # Larger faces row by row: on each pixel row of its box a face covers one span of pixel centres,
-    # found from its three edge functions, so the work follows the face's area, not its box.
-    rows = (valid & ~small).view(-1).nonzero().squeeze(1)
+
+def _window_pass(
+    keys: torch.Tensor, faces: _Faces, window: int, size: int, selected: torch.Tensor | None = None
+) -> None:
+    """Z-buffer each face's candidates in the first ``window`` x ``window`` pixel centres of its box
+    (only the faces where ``selected``, if given)."""
+    a, b, weights = faces.planes[0:3], faces.planes[3:6], faces.planes[6:9]
+    inverse_a, inverse_b, inverse_surface = faces.planes[9:12]
+    # a snake walk through the window, so each offset is one step of a plane from the one before
+    path = [(column if row % 2 == 0 else window - 1 - column, row) for row in range(window) for column in range(window)]
+    for step, (offset_x, offset_y) in enumerate(path):
+        if step and offset_y != path[step - 1][1]:
+            weights, inverse_surface = weights + b, inverse_surface + inverse_b
+        elif step and offset_x > path[step - 1][0]:
+            weights, inverse_surface = weights + a, inverse_surface + inverse_a
+        elif step:
+            weights, inverse_surface = weights - a, inverse_surface - inverse_a
+        inside = weights.amin(0) >= -INSIDE_TOLERANCE
+        inside &= inverse_surface > 0
+        if selected is not None:
+            inside &= selected
+        if offset_x:
+            inside &= faces.extent_x > offset_x
+        if offset_y:
+            inside &= faces.extent_y > offset_y
+        candidate = torch.where(inside, _pack_keys(1.0 / inverse_surface, faces.face_id), EMPTY_KEY)
+        pixel = faces.corner_pixel + (offset_y * size + offset_x)
+        keys.scatter_reduce_(0, pixel.view(-1), candidate.view(-1), "amin")
+
+
+def _span_pass(keys: torch.Tensor, faces: _Faces, size: int) -> None:
+    """Z-buffer faces of any size (flattened) row by row: on each pixel row of its box a face covers
+    one span of pixel centres, found from its three edge functions, so the work follows its area."""
+    # (n, 3) per-vertex planes, so one gather picks a face's three values
+    a, b, c = (faces.planes[3 * form : 3 * form + 3].T.contiguous() for form in range(3))
+    inverse_a, inverse_b, inverse_c = faces.planes[9:12]
     # chunks of faces whose boxes hold at most MAX_CANDIDATES_PER_CHUNK pixel centres
-    box_area = (extent_x * extent_y).view(-1)[rows]
+    box_area = faces.extent_x * faces.extent_y
     bounds = torch.searchsorted(
         box_area.cumsum(0),
         torch.arange(1, 2 + int(box_area.sum()) // MAX_CANDIDATES_PER_CHUNK) * MAX_CANDIDATES_PER_CHUNK,
     )
     start = 0
-    for stop in [*bounds.tolist(), rows.numel()]:
+    for stop in [*bounds.tolist(), box_area.numel()]:
         stop = max(stop, start + 1)
-        if start >= rows.numel():
+        if start >= box_area.numel():
             break
-        chunk = rows[start:stop]
+        chunk = torch.arange(start, stop, device=keys.device)
         start = stop
-        # (n, 3) per-vertex values of the chunk's faces, gathered for just those faces
-        chunk_a, chunk_b, chunk_c, chunk_inverse_depth = (
-            torch.stack([value.reshape(-1)[chunk] for value in values], dim=1) for values in (a, b, c, inverse_depth)
-        )
-        width, height = extent_x.view(-1)[chunk], extent_y.view(-1)[chunk]
-        row_face = torch.repeat_interleave(torch.arange(chunk.numel(), device=x.device), height.long())
-        first_row = torch.cumsum(height.long(), 0) - height.long()
-        offset_y = (torch.arange(row_face.numel(), device=x.device) - first_row[row_face]).float()
+        height = faces.extent_y[chunk].long()
+        row_face = torch.repeat_interleave(chunk, height)
+        first_row = torch.cumsum(height, 0) - height
+        offset_y = (torch.arange(row_face.numel(), device=keys.device) - first_row[row_face - chunk[0]]).float()
         # weight_i = a_i * x + (b_i * y + c_i) >= -tolerance bounds x from one side, by the sign of a_i
-        a_row = chunk_a[row_face]
-        rest = chunk_b[row_face] * offset_y[:, None] + chunk_c[row_face]
+        a_row = a[row_face]
+        rest = b[row_face] * offset_y[:, None] + c[row_face]
         limit = (-INSIDE_TOLERANCE - rest) / torch.where(a_row == 0, torch.ones_like(a_row), a_row)
         infinity = torch.full_like(limit, float("inf"))
         lower = torch.where(a_row > 0, limit, -infinity).amax(1).clamp(min=0).ceil()
         upper = torch.where(a_row < 0, limit, infinity).amin(1)
-        upper = torch.minimum(upper, width[row_face] - 1).floor()
+        upper = torch.minimum(upper, faces.extent_x[row_face] - 1).floor()
         flat_edge_fails = ((a_row == 0) & (rest < -INSIDE_TOLERANCE)).any(1)
         count = torch.where(flat_edge_fails, torch.zeros_like(upper), (upper - lower + 1).clamp(min=0)).long()
-        span_row = torch.repeat_interleave(torch.arange(count.numel(), device=x.device), count)
+        span_row = torch.repeat_interleave(torch.arange(count.numel(), device=keys.device), count)
         if span_row.numel() == 0:
             continue
         first = torch.cumsum(count, 0) - count
-        offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=x.device) - first[span_row]).float()
+        offset_x = lower[span_row] + (torch.arange(span_row.numel(), device=keys.device) - first[span_row]).float()
         face = row_face[span_row]
-        weights = chunk_a[face] * offset_x[:, None] + chunk_b[face] * offset_y[span_row, None] + chunk_c[face]
-        inverse_surface = (weights * chunk_inverse_depth[face]).sum(1)
+        offset_y = offset_y[span_row]
+        weights = a[face] * offset_x[:, None] + b[face] * offset_y[:, None] + c[face]
+        inverse_surface = inverse_a[face] * offset_x + inverse_b[face] * offset_y + inverse_c[face]
         inside = (weights >= -2 * INSIDE_TOLERANCE).all(1) & (inverse_surface > 0)
-        face_rows = chunk[face[inside]]
-        pixel = corner_pixel.view(-1)[face_rows] + offset_y[span_row[inside]].long() * size + offset_x[inside].long()
-        candidate = _pack_keys(1.0 / inverse_surface[inside], face_rows % face_count)
-        keys.scatter_reduce_(0, pixel, candidate, reduce="amin")
-    keys = keys[: batch * size * size]
-    face = torch.where(keys != EMPTY_KEY, keys & 0xFFFFFFFF, torch.full_like(keys, -1))
-    return face.view(batch, size, size)
+        face, offset_x, offset_y = face[inside], offset_x[inside], offset_y[inside]
+        pixel = faces.corner_pixel[face] + offset_y.long() * size + offset_x.long()
+        keys.scatter_reduce_(0, pixel, _pack_keys(1.0 / inverse_surface[inside], faces.face_id[face]), reduce="amin")
 
 
 def _gather_vertices(values: torch.Tensor, vertex_index: torch.Tensor) -> torch.Tensor:
