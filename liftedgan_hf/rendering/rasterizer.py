@@ -248,15 +248,14 @@ def _span_pass(keys: torch.Tensor, faces: _Faces, size: int) -> None:
 
 
 def _gather_vertices(values: torch.Tensor, vertex_index: torch.Tensor) -> torch.Tensor:
-    """Per-vertex values (C, B, N) at vertex_index (B, 3, H, W) -> (C, B, 3, H, W), differentiably.
+    """Per-vertex values (B, C, N) at vertex_index (B, 3, H, W) -> (B, C, 3, H, W), differentiably.
 
-    Channel-first rows make this one ``index_select`` over contiguous channels, several times faster
-    on a CPU than gathering (B, N, C) rows of a few floats each.
+    One ``gather`` along the vertices with the index broadcast over channels: no per-image offsets
+    and no copy of the index, twice as fast on a CPU as ``index_select`` on flattened values.
     """
-    channels, batch, count = values.shape
-    offsets = torch.arange(batch, device=values.device).view(batch, 1, 1, 1) * count
-    picked = values.reshape(channels, batch * count).index_select(1, (vertex_index + offsets).reshape(-1))
-    return picked.view(channels, *vertex_index.shape)
+    batch, channels, _ = values.shape
+    index = vertex_index.reshape(batch, 1, -1).expand(batch, channels, -1)
+    return values.gather(2, index).view(batch, channels, *vertex_index.shape[1:])
 
 
 def interpolate_fragments(
@@ -281,21 +280,21 @@ def interpolate_fragments_planar(
     # whole (F, 3) rows: gathering from the transposed face list takes 6x longer
     vertex_index = faces.index_select(0, face_index.clamp(min=0).view(-1))
     vertex_index = vertex_index.view(batch, height, width, 3).permute(0, 3, 1, 2).contiguous()
-    vertices = torch.stack([pixel_x.reshape(batch, -1), pixel_y.reshape(batch, -1), depth.reshape(batch, -1)])
-    corner_x, corner_y, corner_depth = _gather_vertices(vertices, vertex_index).unbind(0)  # (B, 3, H, W) each
+    vertices = torch.stack([pixel_x.reshape(batch, -1), pixel_y.reshape(batch, -1), depth.reshape(batch, -1)], 1)
+    corner_x, corner_y, corner_depth = _gather_vertices(vertices, vertex_index).unbind(1)  # (B, 3, H, W) each
     centre_x = torch.arange(width, dtype=vertices.dtype, device=vertices.device)
     centre_y = torch.arange(height, dtype=vertices.dtype, device=vertices.device)[:, None]
     to_x, to_y = (corner_x - centre_x).unbind(1), (corner_y - centre_y).unbind(1)
-    # screen-space barycentrics: the signed areas of the triangles the pixel centre makes with each edge
+    # screen-space barycentrics times the face's area: the signed areas of the triangles the pixel
+    # centre makes with each edge
     screen = [to_x[n] * to_y[p] - to_y[n] * to_x[p] for n, p in ((1, 2), (2, 0), (0, 1))]
+    # perspective-correct ones: weight_i / z_i normalised (the area cancels); depth = area / sum
+    weighted = torch.stack(screen, 1) / corner_depth
+    total = weighted.sum(1)
+    safe_total = torch.where(mask, total, torch.ones_like(total))
+    barycentric = weighted * (mask.to(vertices.dtype) / safe_total)[:, None]
     area = screen[0] + screen[1] + screen[2]
-    safe_area = torch.where(mask, area, torch.ones_like(area))
-    weighted = [weight / safe_area / corner_depth[:, corner] for corner, weight in enumerate(screen)]
-    inverse_depth = weighted[0] + weighted[1] + weighted[2]
-    safe_inverse = torch.where(mask, inverse_depth, torch.ones_like(inverse_depth))
-    keep = mask.to(vertices.dtype)
-    barycentric = torch.stack([weight / safe_inverse * keep for weight in weighted], dim=1)
-    surface_depth = torch.where(mask, 1.0 / safe_inverse, torch.zeros_like(safe_inverse))
+    surface_depth = torch.where(mask, area / safe_total, torch.zeros_like(safe_total))
     return Fragments(face_index, vertex_index, barycentric, surface_depth, mask)
 
 
@@ -308,7 +307,7 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, im
 
 def interpolate_attributes(fragments: Fragments, attributes: torch.Tensor) -> torch.Tensor:
     """Per-vertex attributes (B, C, N) -> per-pixel values (B, C, H, W) (0 where no face)."""
-    corner_values = _gather_vertices(attributes.transpose(0, 1), fragments.vertex_index)  # (C, B, 3, H, W)
-    weights = fragments.barycentric
-    values = corner_values[:, :, 0] * weights[:, 0] + corner_values[:, :, 1] * weights[:, 1]
-    return (values + corner_values[:, :, 2] * weights[:, 2]).transpose(0, 1)
+    corner_values = _gather_vertices(attributes, fragments.vertex_index)  # (B, C, 3, H, W)
+    weights = fragments.barycentric[:, None]
+    values = corner_values[:, :, 0] * weights[:, :, 0] + corner_values[:, :, 1] * weights[:, :, 1]
+    return values + corner_values[:, :, 2] * weights[:, :, 2]
