@@ -53,7 +53,8 @@ def clip_contour_gradient(depth: torch.Tensor) -> torch.Tensor:
 
 
 def _check_finite(name: str, value: torch.Tensor) -> None:
-    if not torch.isfinite(value).all():
+    # The sum is NaN or infinite whenever an element is, so the common case costs one reduction.
+    if not torch.isfinite(value.detach().sum()) and not torch.isfinite(value).all():
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
@@ -125,9 +126,12 @@ class Renderer(nn.Module):
         size = self.image_size
         if depth.dim() != 3 or depth.shape[1:] != (size, size):
             raise ValueError(f"depth must have shape (B, {size}, {size}), got {tuple(depth.shape)}")
+        minimum = depth.detach().amin()  # NaN if any element is
+        if not torch.isfinite(minimum):
+            _check_finite("depth", depth)
+        if minimum <= 0:
+            raise ValueError(f"depth must be positive (the camera is at z = 0), got a minimum of {minimum.item()}")
         _check_finite("depth", depth)
-        if (depth <= 0).any():
-            raise ValueError(f"depth must be positive (the camera is at z = 0), got a minimum of {depth.min().item()}")
 
     def _check_inputs(self, depth, colors, rotation, translation, trans_map) -> None:
         self._check_depth(depth)
