@@ -16,6 +16,7 @@ from liftedgan_hf.models.lifting import (
     StyleComposeNet,
     StyleDecomposeNet,
     TransformationNet,
+    _plus_pointwise_conv,
 )
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())
@@ -133,6 +134,22 @@ def test_code_to_grid_equals_a_transposed_convolution(bias):
     assert fast(torch.randn(3, 6, 1, 1, dtype=torch.float64)).shape == (3, 5, 4, 4)
     larger = torch.randn(2, 6, 3, 3, dtype=torch.float64)  # not a 1x1 code: the convolution itself
     assert torch.allclose(fast(larger), plain(larger), atol=1e-12)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_injection_equals_adding_a_pointwise_convolution(memory_format):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 1, bias=False).double()
+    base = torch.randn(3, 6, 7, 9, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_(True)
+    features = torch.randn(3, 4, 7, 9, dtype=torch.float64, requires_grad=True)
+    fast, plain = _plus_pointwise_conv(base, conv, features), base + conv(features)
+    assert torch.allclose(fast, plain, atol=1e-12)
+    upstream = torch.randn_like(plain)
+    inputs = [base, features, conv.weight]
+    for fast_grad, plain_grad in zip(
+        torch.autograd.grad(fast, inputs, upstream), torch.autograd.grad(plain, inputs, upstream)
+    ):
+        assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
 
 
 def test_decoders_train_with_in_place_activations():
