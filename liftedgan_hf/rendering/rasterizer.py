@@ -175,8 +175,13 @@ def _window_pass(
     a, b, weights = faces.planes[0:3], faces.planes[3:6], faces.planes[6:9]
     inverse_a, inverse_b, inverse_surface = faces.planes[9:12]
     # a snake walk through the window, so each offset is one step of a plane from the one before
-    candidate_keys, key_depth = _key_words(faces.face_id)
     path = [(column if row % 2 == 0 else window - 1 - column, row) for row in range(window) for column in range(window)]
+    # which faces' boxes reach each offset, built once for the window
+    reach_x = [None] + [faces.extent_x > offset for offset in range(1, window)]
+    reach_y = [selected] + [faces.extent_y > offset for offset in range(1, window)]
+    if selected is not None:
+        reach_y[1:] = [reach & selected for reach in reach_y[1:]]
+    candidate_keys, key_depth = _key_words(faces.face_id)
     for step, (offset_x, offset_y) in enumerate(path):
         if step and offset_y != path[step - 1][1]:
             weights, inverse_surface = weights + b, inverse_surface + inverse_b
@@ -186,15 +191,14 @@ def _window_pass(
             weights, inverse_surface = weights - a, inverse_surface - inverse_a
         inside = weights.amin(0) >= -INSIDE_TOLERANCE
         inside &= inverse_surface > 0
-        if selected is not None:
-            inside &= selected
-        if offset_x:
-            inside &= faces.extent_x > offset_x
-        if offset_y:
-            inside &= faces.extent_y > offset_y
-        torch.reciprocal(torch.where(inside, inverse_surface, 0.0), out=key_depth)
-        pixel = faces.corner_pixel + (offset_y * size + offset_x)
-        keys.scatter_reduce_(0, pixel.view(-1), candidate_keys.view(-1), "amin")
+        for reach in (reach_x[offset_x], reach_y[offset_y]):
+            if reach is not None:
+                inside &= reach
+        torch.reciprocal(torch.where(inside, inverse_surface, 0.0), out=key_depth)  # 1/0: inf outside
+        # the keys seen from this offset: the box corner's index then points at the candidate pixel
+        keys[offset_y * size + offset_x :].scatter_reduce_(
+            0, faces.corner_pixel.view(-1), candidate_keys.view(-1), "amin"
+        )
 
 
 def _span_pass(keys: torch.Tensor, faces: _Faces, size: int) -> None:
