@@ -145,15 +145,20 @@ def _small_faces_pass(
     extent_y = (y.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_y + 1
     # coordinates relative to the box corner: small numbers keep float32 exact enough
     x, y = x - low_x, y - low_y
-    area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
-    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() > 1e-12)
-    scale = 1.0 / torch.where(valid, area, torch.ones_like(area))
+    # Unscaled planes first (a_i = y_n - y_p, b_i = x_p - x_n, c_i = x_n y_p - y_n x_p for the vertices
+    # after (n) and before (p) vertex i): they share their differences, and the c_i sum to the area.
     planes = torch.empty(12, batch, face_count, dtype=x.dtype, device=x.device)
-    for vertex in range(3):  # from the vertices after (n) and before (p) it
+    for vertex in range(3):
         n, p = (vertex + 1) % 3, (vertex + 2) % 3
-        torch.mul(y[n] - y[p], scale, out=planes[vertex])
-        torch.mul(x[p] - x[n], scale, out=planes[3 + vertex])
-        torch.mul(x[n] * y[p] - y[n] * x[p], scale, out=planes[6 + vertex])
+        torch.sub(y[n], y[p], out=planes[vertex])
+        torch.sub(x[p], x[n], out=planes[3 + vertex])
+    area = torch.addcmul(planes[5] * planes[1], planes[2], planes[4], value=-1)
+    for vertex in range(2):
+        n, p = vertex + 1, (vertex + 2) % 3
+        torch.addcmul(x[n] * y[p], y[n], x[p], value=-1, out=planes[6 + vertex])
+    torch.sub(area - planes[6], planes[7], out=planes[8])
+    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() > 1e-12)
+    planes[:9] *= 1.0 / torch.where(valid, area, torch.ones_like(area))
     for form in range(3):
         torch.sum(planes[3 * form : 3 * form + 3] * inverse_depth, dim=0, out=planes[9 + form])
     image = torch.arange(first_image, first_image + batch, device=x.device)[:, None]
