@@ -6,8 +6,8 @@ Two passes, as pytorch3d's rasteriser with ``blur_radius=0`` and ``faces_per_pix
    it. Triangles are grouped by the size of their pixel bounding box: pixel-sized ones (most of a
    depth-map mesh) test a 2 x 2 window of pixel centres, ones a view stretches a 3 x 3 window, and
    the rare larger ones the span of centres they cover on each row, so every face costs a few tests
-   and large ones stay exact. The z-buffer is one ``scatter_reduce("amin")`` over int64
-   keys holding the depth's float bits above the face index.
+   and large ones stay exact. The z-buffer is ``scatter_reduce("amin")`` over int64 keys holding
+   the depth's float bits above the face index.
 2. :func:`interpolate_fragments` recomputes the perspective-correct barycentric coordinates of the
    winning triangle at each pixel from the (differentiable) vertex positions, so gradients flow to
    vertex positions, depths and, through :func:`interpolate_attributes`, to vertex attributes.
@@ -83,8 +83,8 @@ def visible_faces_planar(
     (3, B, F) tensors, the layout every step below works in (element-wise ops on (B, F) slices)."""
     _, batch, face_count = x.shape
     size = image_size
-    # Spare keys past the last pixel take the candidates of off-screen boxes (never inside, so they
-    # write EMPTY_KEY): no masking of pixel indices needed.
+    # Spare keys past the last pixel take the candidates of off-screen boxes and of window offsets
+    # past a box (never inside, so their depth is +inf): no masking of pixel indices needed.
     keys = torch.full((batch * size * size + 2 * size + 2,), EMPTY_KEY, dtype=torch.int64, device=x.device)
     # A batch of big meshes goes a few images at a time: the dozens of passes over (B, F) arrays
     # then stay in the CPU cache, which more than pays for the extra Python calls.
