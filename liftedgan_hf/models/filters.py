@@ -42,7 +42,7 @@ def gaussian_blur(images: torch.Tensor, radius: int = 10, sigma: float = 4.0) ->
     if radius >= min(height, width):
         raise ValueError(f"blur radius {radius} needs images larger than {height}x{width}")
     # Every image channel as a group of one depthwise convolution: with few channels (the
-    # transformation map has one) this is 5x faster on a CPU than convolving the batch.
+    # transformation map has one) this is 4x faster on a CPU than convolving the batch.
     batch, channels = images.shape[:2]
     planes = batch * channels
     profile = official_gaussian_profile(radius, sigma).to(images)
