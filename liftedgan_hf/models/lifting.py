@@ -161,8 +161,8 @@ def _full_resolution(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tens
 
 def _plus_pointwise_conv(base: torch.Tensor, conv: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
     """``base + conv(features)`` for a 1x1, bias-free ``conv``, as one batched matrix product that
-    reads the (B, C, H, W) features as they are and writes channels-last like ``base``: twice as fast at
-    256x256 than converting the features' layout, convolving and adding."""
+    reads the (B, C, H, W) features as they are and writes channels-last like ``base``: at 256x256,
+    twice as fast as converting the features' layout, convolving and adding."""
     batch, _, height, width = base.shape
     pixels_by_channels = base.permute(0, 2, 3, 1).reshape(batch, height * width, -1)
     weight = conv.weight[:, :, 0, 0].T.expand(batch, -1, -1)

@@ -126,12 +126,10 @@ class Renderer(nn.Module):
         size = self.image_size
         if depth.dim() != 3 or depth.shape[1:] != (size, size):
             raise ValueError(f"depth must have shape (B, {size}, {size}), got {tuple(depth.shape)}")
-        minimum = depth.detach().amin()  # NaN if any element is
-        if not torch.isfinite(minimum):
-            _check_finite("depth", depth)
+        _check_finite("depth", depth)
+        minimum = depth.detach().amin()
         if minimum <= 0:
             raise ValueError(f"depth must be positive (the camera is at z = 0), got a minimum of {minimum.item()}")
-        _check_finite("depth", depth)
 
     def _check_inputs(self, depth, colors, rotation, translation, trans_map) -> None:
         self._check_depth(depth)
