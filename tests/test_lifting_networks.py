@@ -17,6 +17,7 @@ from liftedgan_hf.models.lifting import (
     StyleDecomposeNet,
     TransformationNet,
     _plus_pointwise_conv,
+    nearest_upsample_conv3x3,
 )
 
 SHAPES = json.loads((Path(__file__).parent / "data" / "official_state_dict_shapes.json").read_text())
@@ -150,6 +151,42 @@ def test_injection_equals_adding_a_pointwise_convolution(memory_format):
         torch.autograd.grad(fast, inputs, upstream), torch.autograd.grad(plain, inputs, upstream)
     ):
         assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_upsample_conv_equals_upsampling_then_convolving(bias, memory_format):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 3, 1, 1, bias=bias).double()
+    inputs = torch.randn(2, 4, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format)
+    inputs.requires_grad_(True)
+    fast = nearest_upsample_conv3x3(inputs, conv)
+    plain = conv(torch.nn.functional.interpolate(inputs, scale_factor=2, mode="nearest"))
+    assert fast.shape == plain.shape == (2, 6, 10, 14)
+    assert torch.allclose(fast, plain, atol=1e-12)
+    upstream = torch.randn_like(plain)
+    parameters = [inputs, *conv.parameters()]
+    for fast_grad, plain_grad in zip(
+        torch.autograd.grad(fast, parameters, upstream), torch.autograd.grad(plain, parameters, upstream)
+    ):
+        assert torch.allclose(fast_grad, plain_grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("image_size", [16, 32])
+def test_decoders_equal_their_layers_run_one_by_one(image_size):
+    torch.manual_seed(0)
+    depth_net = DepthNet(style_dim=16, image_size=image_size, inject_channels=4, code_dim=16, base_channels=8)
+    trans_net = TransformationNet(style_dim=16, image_size=image_size, code_dim=8, base_channels=8)
+    torch.nn.init.normal_(depth_net.head[-1].weight)
+    depth_net, trans_net = depth_net.double().eval(), trans_net.double().eval()
+    w0 = torch.randn(2, 16, dtype=torch.float64)
+    features = torch.randn(2, 4, image_size, image_size, dtype=torch.float64)
+    with torch.no_grad():
+        code = depth_net.mlp(w0)[:, :, None, None]
+        plain_depth = depth_net.head(depth_net.network(code) + depth_net.inject(features))
+        plain_trans_map = trans_net.network(trans_net.mlp(w0)[:, :, None, None])
+        assert torch.allclose(depth_net(w0, features), plain_depth, atol=1e-10)
+        assert torch.allclose(trans_net(w0), plain_trans_map, atol=1e-10)
 
 
 def test_decoders_train_with_in_place_activations():
