@@ -139,10 +139,11 @@ def _small_faces_pass(
     """Z-buffer the faces (x, y, 1/z: (3, b, F)) of images ``first_image`` onwards whose box holds at
     most 2 x 2 pixel centres; return the larger ones, flattened, for the other passes."""
     _, batch, face_count = x.shape
-    low_x = (x.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
-    low_y = (y.amin(0) - BOX_TOLERANCE).ceil().clamp(min=0)
-    extent_x = (x.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_x + 1
-    extent_y = (y.amax(0) + BOX_TOLERANCE).floor().clamp(max=size - 1) - low_y + 1
+    # Boxes clamped to the image; an off-screen face's box ends up empty (extent <= 0).
+    low_x = (x.amin(0) - BOX_TOLERANCE).ceil_().clamp_(0, size)
+    low_y = (y.amin(0) - BOX_TOLERANCE).ceil_().clamp_(0, size)
+    extent_x = (x.amax(0) + BOX_TOLERANCE).floor_().clamp_(max=size - 1).sub_(low_x).add_(1)
+    extent_y = (y.amax(0) + BOX_TOLERANCE).floor_().clamp_(max=size - 1).sub_(low_y).add_(1)
     # coordinates relative to the box corner: small numbers keep float32 exact enough
     x, y = x - low_x, y - low_y
     # Unscaled planes first (a_i = y_n - y_p, b_i = x_p - x_n, c_i = x_n y_p - y_n x_p for the vertices
@@ -161,15 +162,23 @@ def _small_faces_pass(
     planes[:9] *= 1.0 / torch.where(valid, area, torch.ones_like(area))
     for form in range(3):
         torch.sum(planes[3 * form : 3 * form + 3] * inverse_depth, dim=0, out=planes[9 + form])
-    image = torch.arange(first_image, first_image + batch, device=x.device)[:, None]
-    corner_pixel = (image * size + low_y.clamp(max=size).long()) * size + low_x.clamp(max=size).long()
+    # the corner's index within its image is exact in float32 (below 2^24) for any practical size
+    image_start = torch.arange(first_image, first_image + batch, device=x.device)[:, None] * (size * size)
+    corner_pixel = torch.add(low_x, low_y, alpha=size).long() + image_start
     face_id = torch.arange(face_count, device=x.device).expand(batch, face_count)
     faces = _Faces(planes, corner_pixel, extent_x, extent_y, face_id)
     # Most faces of a depth-map mesh are about a pixel wide, so their box holds at most 2 x 2 pixel
     # centres: test those four candidates for every face at once, with no per-face bookkeeping.
     small = valid & (extent_x <= 2) & (extent_y <= 2)
     _window_pass(keys, faces, 2, size, small)
-    return faces.select(valid & ~small)
+    larger = (valid & ~small).view(-1).nonzero().squeeze(1)
+    # selected by hand: a face's id is its flat position modulo face_count, so the (batch, F) ids are
+    # never materialised
+    return _Faces(
+        planes.view(12, -1).index_select(1, larger),
+        *(value.view(-1).index_select(0, larger) for value in (corner_pixel, extent_x, extent_y)),
+        larger % face_count,
+    )
 
 
 def _window_pass(
