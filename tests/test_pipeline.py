@@ -228,6 +228,9 @@ def test_save_and_load_round_trip(tiny_liftedgan, tmp_path):
     half = LiftedGAN.from_pretrained(tmp_path / "model", dtype=torch.bfloat16)
     assert half.dtype == torch.bfloat16
     assert half.generate(seed=0).image.dtype == torch.bfloat16
+    double = half.to(torch.float64)
+    assert double.dtype == torch.float64 and double.device == torch.device("cpu")
+    assert double.generate(seed=0).image.dtype == torch.float64
 
 
 def test_loading_a_folder_that_is_not_a_model(tmp_path):
