@@ -429,7 +429,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
 
     def estimate(self, w: torch.Tensor) -> CanonicalFace:
         """Run the lifting networks on style codes ``w`` (B, style_dim)."""
-        _, light_code, view_code = self.style_decompose(w)
+        light_code, view_code = self.style_decompose.light_and_view(w)
         neutral_light_code = torch.cat([light_code[:, :2], torch.zeros_like(light_code[:, 2:])], dim=1)
         w0 = self.style_compose(w, neutral_light_code, torch.zeros_like(view_code))
         texture, features = self.generator.synthesis(w0, noise_mode="const", return_features=True)

@@ -86,6 +86,11 @@ class StyleDecomposeNet(nn.Module):
         _check_codes("w", w, self.style_dim)
         return self.model_style(w), self.model_light(w), self.model_view(w)
 
+    def light_and_view(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(light (B, 4), view (B, 6)) of ``forward`` without the unused neutral style."""
+        _check_codes("w", w, self.style_dim)
+        return self.model_light(w), self.model_view(w)
+
 
 class StyleComposeNet(nn.Module):
     """The manipulation network M: (w (B, style_dim), light (B, 4), view (B, 6)) -> w' (B, style_dim).

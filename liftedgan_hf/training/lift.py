@@ -125,7 +125,7 @@ class LiftingTrainer:
                 face.light_code.detach(), generator, config.pitch_range, config.yaw_range, model.config.rotation_range
             )
             perturbed_styles = model.style_compose(styles, light_code, view_code)
-            _, estimated_light, estimated_view = model.style_decompose(perturbed_styles)
+            estimated_light, estimated_view = model.style_decompose.light_and_view(perturbed_styles)
             use_identity = self.face_embedding is not None and config.identity > 0
             if config.perturb_image > 0 or use_identity:
                 perturbed = self._render(face, estimated_light, estimated_view)
