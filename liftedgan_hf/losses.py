@@ -156,12 +156,14 @@ def sample_perturbation(
     pitch_range: float = 15.0,
     yaw_range: float = 45.0,
     rotation_range: float = 60.0,
+    translation_scale: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random new light and view codes for the perturbation losses, as the official code draws them.
 
     Light: the (ambient, diffuse) pairs and the (dx, dy) pairs of the batch, each shuffled. View:
     pitch U(-pitch_range, pitch_range), yaw U(-yaw_range, yaw_range) degrees, roll 0, x-translation
-    code sin(yaw) * 0.2, the rest 0. Returns (light codes (B, 4), view codes (B, 6), angles (B, 3) degrees).
+    code sin(yaw) * translation_scale (official: 0.2), the rest 0. Returns (light codes (B, 4), view
+    codes (B, 6), angles (B, 3) degrees).
     """
     batch = light_code.shape[0]
     device = light_code.device
@@ -172,7 +174,7 @@ def sample_perturbation(
     pitch = (unit[:, 0] * 2 - 1) * pitch_range
     yaw = (unit[:, 1] * 2 - 1) * yaw_range
     angles = torch.stack([pitch, yaw, torch.zeros_like(yaw)], dim=1)
-    translation_x = torch.sin(yaw * math.pi / 180) * 0.2
+    translation_x = torch.sin(yaw * math.pi / 180) * translation_scale
     view = torch.cat(
         [angles / rotation_range, translation_x[:, None], torch.zeros(batch, 2, device=device, dtype=light.dtype)],
         dim=1,

@@ -87,6 +87,8 @@ def test_perturbation_sampler():
     assert torch.allclose(view[:, 3], torch.sin(torch.deg2rad(angles[:, 1])) * 0.2)
     again = losses.sample_perturbation(light_code, torch.Generator().manual_seed(1), 15, 45)
     assert torch.equal(again[1], view)
+    still = losses.sample_perturbation(light_code, torch.Generator().manual_seed(1), 15, 45, translation_scale=0.0)
+    assert torch.equal(still[2], angles) and (still[1][:, 3:] == 0).all()
 
 
 def test_perceptual_loss_with_vgg_in_torchvision_layout(tmp_path):

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from liftedgan_hf import LiftedGAN, StyleGAN2Generator
 from liftedgan_hf.training.checkpointing import COMPLETE_MARKER, list_checkpoints
 from liftedgan_hf.training.lift import LiftingConfig, LiftingTrainer, NonFiniteLossError, make_optimizer
+from liftedgan_hf.training.script import build_parser, lifting_config
 from liftedgan_hf.training.stylegan2 import StyleGAN2Config, StyleGAN2Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +261,29 @@ def test_terms_weighted_zero_are_skipped(tiny_liftedgan, monkeypatch):
     assert set(logged) == {"reconstruction", "latent_prior", "total"}
     # the teacher ran twice (samples, canonical texture), not for the perturbed image or part a
     assert synthesis_calls["count"] == 2
+
+
+def test_lift_command_line_sets_the_perturbation(tiny_liftedgan, monkeypatch):
+    from liftedgan_hf import losses
+
+    official = lifting_config(build_parser().parse_args(["lift", "--teacher", "t", "--output_dir", "o"]))
+    assert official == LiftingConfig()
+    arguments = ["lift", "--teacher", "t", "--output_dir", "o", "--perturb_translation", "0", "--yaw_range", "30"]
+    config = lifting_config(build_parser().parse_args(arguments))
+    assert config.perturb_translation == 0.0 and config.yaw_range == 30.0
+    sampled = []
+    sample = losses.sample_perturbation
+
+    def recorded(*args, **kwargs):
+        sampled.append(sample(*args, **kwargs))
+        return sampled[-1]
+
+    monkeypatch.setattr(losses, "sample_perturbation", recorded)
+    trainer = LiftingTrainer(tiny_liftedgan.train(), config)
+    trainer.step(3, torch.Generator().manual_seed(0), make_optimizer(tiny_liftedgan), step=0)
+    _, view_code, angles = sampled[0]
+    assert angles[:, 1].abs().max() <= 30 and angles[:, 1].abs().max() > 0
+    assert (view_code[:, 3:] == 0).all()  # no translation with the synthetic faces' setting
 
 
 def test_model_config_json(teacher, tmp_path):

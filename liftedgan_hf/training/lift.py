@@ -31,6 +31,9 @@ class LiftingConfig:
     albedo_rank: float = 1e-2
     pitch_range: float = 15.0
     yaw_range: float = 45.0
+    # x-translation code of a perturbed view per sin(yaw): the official 0.2 follows how FFHQ's aligned
+    # crops shift a turning head; 0 fits images rendered about a fixed centre (the synthetic faces).
+    perturb_translation: float = 0.2
     identity_yaw_range: float = 25.0
     truncation_psi: float = 0.7
     clip_contour_gradient: bool = True
@@ -122,7 +125,12 @@ class LiftingTrainer:
         light_code = view_code = None
         if any(getattr(config, name) > 0 for name in ("perturb_image", "light_view_cycle", "latent_prior", "identity")):
             light_code, view_code, angles = losses.sample_perturbation(
-                face.light_code.detach(), generator, config.pitch_range, config.yaw_range, model.config.rotation_range
+                face.light_code.detach(),
+                generator,
+                config.pitch_range,
+                config.yaw_range,
+                model.config.rotation_range,
+                config.perturb_translation,
             )
             perturbed_styles = model.style_compose(styles, light_code, view_code)
             estimated_light, estimated_view = model.style_decompose.light_and_view(perturbed_styles)

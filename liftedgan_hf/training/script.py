@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--lambda_albedo_rank", type=float, default=defaults.albedo_rank)
     lift.add_argument("--pitch_range", type=float, default=defaults.pitch_range, help="perturbation, degrees")
     lift.add_argument("--yaw_range", type=float, default=defaults.yaw_range, help="perturbation, degrees")
+    lift.add_argument(
+        "--perturb_translation",
+        type=float,
+        default=defaults.perturb_translation,
+        help="x-translation code of perturbed views per sin(yaw); official 0.2 (FFHQ crops), 0 for synthetic faces",
+    )
     lift.add_argument("--truncation", type=float, default=defaults.truncation_psi)
     lift.add_argument("--perceptual", choices=["vgg16", "none"], default="none")
     lift.add_argument("--vgg16_weights", default=None, help="torchvision VGG-16 state dict (local file)")
@@ -415,6 +421,24 @@ def load_teacher(path_or_repo: str) -> StyleGAN2Generator:
     return StyleGAN2Generator.from_pretrained(path_or_repo)
 
 
+def lifting_config(args: argparse.Namespace) -> LiftingConfig:
+    """The loss weights and perturbation ranges of the ``lift`` command line."""
+    return LiftingConfig(
+        reconstruction=args.lambda_reconstruction,
+        perceptual=args.lambda_perceptual,
+        flip=args.lambda_flip,
+        perturb_image=args.lambda_perturb_image,
+        light_view_cycle=args.lambda_light_view_cycle,
+        identity=args.lambda_identity,
+        latent_prior=args.lambda_latent_prior,
+        albedo_rank=args.lambda_albedo_rank,
+        pitch_range=args.pitch_range,
+        yaw_range=args.yaw_range,
+        perturb_translation=args.perturb_translation,
+        truncation_psi=args.truncation,
+    )
+
+
 def train_lift(args, parser) -> None:
     from .. import losses
     from ..models.face_embedding import load_face_embedding
@@ -443,19 +467,7 @@ def train_lift(args, parser) -> None:
         embedding.to(accelerator.device)
     # The w statistics are part of the model: computed once, identically on every process.
     model.compute_latent_statistics(args.latent_samples, seed=args.seed)
-    config = LiftingConfig(
-        reconstruction=args.lambda_reconstruction,
-        perceptual=args.lambda_perceptual,
-        flip=args.lambda_flip,
-        perturb_image=args.lambda_perturb_image,
-        light_view_cycle=args.lambda_light_view_cycle,
-        identity=args.lambda_identity,
-        latent_prior=args.lambda_latent_prior,
-        albedo_rank=args.lambda_albedo_rank,
-        pitch_range=args.pitch_range,
-        yaw_range=args.yaw_range,
-        truncation_psi=args.truncation,
-    )
+    config = lifting_config(args)
     trainer = LiftingTrainer(model, config, perceptual, embedding)
     optimizer = accelerator.prepare(make_optimizer(model, args.learning_rate or 1e-4))
     modules = {"model": model}
