@@ -83,8 +83,8 @@ class StyleDecomposeNet(nn.Module):
         self.model_view = MLP(style_dim, view_dim, layers, hidden, final=nn.Tanh())
 
     def forward(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        _check_codes("w", w, self.style_dim)
-        return self.model_style(w), self.model_light(w), self.model_view(w)
+        light, view = self.light_and_view(w)
+        return self.model_style(w), light, view
 
     def light_and_view(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(light (B, 4), view (B, 6)) of ``forward`` without the unused neutral style."""
