@@ -31,7 +31,7 @@ from .model_card import ModelCardMixin
 from .models.filters import gaussian_blur
 from .models.lifting import DepthNet, StyleComposeNet, StyleDecomposeNet, TransformationNet
 from .models.stylegan2 import StyleGAN2Generator
-from .rendering import Renderer, lambertian_shading, unit_normals
+from .rendering import Renderer, apply_shading, lambertian_shading, unit_normals
 
 # Names of the lifting networks in the official checkpoint and in this model.
 OFFICIAL_NETWORK_NAMES = {
@@ -455,7 +455,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         and ``translation`` (B, 3). Returns image, shaded texture, normal, shading, mask and depth.
         ``normal``: the depth's normals from :meth:`estimate`, to save computing them again."""
         normal, shading = self.shade(depth, light, normal)
-        shaded_texture = (albedo / 2 + 0.5) * shading * 2 - 1
+        shaded_texture = apply_shading(albedo, shading)
         rendered = self.renderer.render(
             depth,
             shaded_texture,
@@ -569,26 +569,32 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         """Re-render the cached canonical face of ``output`` from a new view and/or light.
 
         No network runs: only shading and rasterisation, which is what makes sliders interactive.
-        Arguments as in :meth:`generate`; None keeps the value of ``output``.
+        Arguments as in :meth:`generate`; None keeps the value of ``output``. With ``light`` None the
+        shading of ``output`` still holds (it lives on the canonical face) and is reused.
         """
         if not isinstance(output, LiftedGANOutput):
             raise TypeError(f"output must be a LiftedGANOutput, got {type(output)}")
         rotation, translation = self._resolve_view(output.rotation, output.translation, yaw, pitch, roll)
-        used_light = self._resolve_light(output.light, light)
-        rendered = self.render_canonical(
-            output.depth, output.albedo, output.trans_map, rotation, translation, used_light
+        if light is None:
+            used_light, normal, shading = output.light, output.normal, output.shading
+        else:
+            used_light = self._resolve_light(output.light, light)
+            raw_normal, shading = self.shade(output.depth, used_light)
+            normal = unit_normals(raw_normal)
+        rendered = self.renderer.render(
+            output.depth, apply_shading(output.albedo, shading), rotation, translation, trans_map=output.trans_map
         )
         return LiftedGANOutput(
             **{
                 **output,
-                "image": rendered["image"],
-                "normal": rendered["normal"],
-                "shading": rendered["shading"],
+                "image": rendered.image,
+                "normal": normal,
+                "shading": shading,
                 "rotation": rotation,
                 "translation": translation,
                 "light": used_light,
-                "mask": rendered["mask"],
-                "rendered_depth": rendered["rendered_depth"],
+                "mask": rendered.mask,
+                "rendered_depth": rendered.depth,
             }
         )
 

@@ -102,6 +102,22 @@ def test_render_reuses_the_canonical_face_without_networks(tiny_liftedgan, monke
     assert turned.rotation[0, 1] == -25.0
 
 
+def test_render_with_the_same_light_reuses_the_shading(tiny_liftedgan, monkeypatch):
+    output = tiny_liftedgan.generate(seed=[3, 5], light=[0.3, 0.6, -0.4, 0.2])
+    recomputed = tiny_liftedgan.render(output, yaw=30.0, pitch=-10.0, light=output.light)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("shading was recomputed for an unchanged light")
+
+    monkeypatch.setattr(tiny_liftedgan, "shade", forbidden)
+    reused = tiny_liftedgan.render(output, yaw=30.0, pitch=-10.0)
+    assert reused.shading is output.shading and reused.normal is output.normal
+    assert torch.allclose(reused.image, recomputed.image, atol=1e-5)
+    assert torch.allclose(reused.normal, recomputed.normal, atol=1e-5)
+    assert torch.allclose(reused.shading, recomputed.shading, atol=1e-6)
+    assert not torch.allclose(reused.image, output.image)
+
+
 def test_renders_match_the_renderer_directly(tiny_liftedgan):
     output = tiny_liftedgan.generate(seed=2, yaw=15.0, light=[0.4, 0.5, 0.3, 0.1])
     normal = tiny_liftedgan.renderer.normals(output.depth, unit=False)

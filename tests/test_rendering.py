@@ -11,6 +11,7 @@ from liftedgan_hf.rendering import (
     Renderer,
     clip_contour_gradient,
     grid_faces,
+    interpolate_fragments,
     lambertian_shading,
     rasterize,
     rotation_matrix,
@@ -255,6 +256,44 @@ def test_visible_faces_match_brute_force(seed):
     extent = corners.amax(1).floor() - corners.amin(1).ceil() + 1
     widest = extent[face[covered].unique()].amax(1)
     assert (widest <= 2).any() and (widest == 3).any() and (widest > 3).any()
+
+
+# An edge-on sliver met in training (area 1.2e-7 pixels^2) with its middle vertex exactly on the pixel
+# centre (17, 63); float32 rounds the sub-areas at that centre to zero, so barycentrics were 0 / 0.
+SLIVER = torch.tensor(
+    [[[19.55133628845215, 62.00133514404297], [17.0, 63.0], [19.951509475708008, 61.844696044921875]]]
+)
+SLIVER_DEPTH = torch.tensor([[1.0147, 1.0122, 1.0113]])
+
+
+def test_edge_on_slivers_are_skipped():
+    # area 3.8e-6 pixels^2 (its apex one float32 step above 63), its long edge through the pixel
+    # centres (16..18, 63), in front of a pixel-sized face that covers (17, 63)
+    sliver = torch.tensor([[[16.0, 63.0], [17.0, 63.0000038], [18.0, 63.0]]])
+    behind = torch.tensor([[[16.5, 62.5], [17.5, 62.5], [17.0, 63.6]]])
+    pixels = torch.cat([sliver, behind], 1).requires_grad_()
+    depth = torch.cat([torch.full((1, 3), 1.0), torch.full((1, 3), 1.05)], 1).requires_grad_()
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    fragments = rasterize(pixels, depth, faces, 64)
+    assert fragments.face_index[0, 63, 17] == 1  # the nearer sliver does not win
+    assert fragments.mask.sum() == 1
+    assert torch.allclose(fragments.depth[0, 63, 17], torch.tensor(1.05))
+    (fragments.barycentric.sum() + fragments.depth.sum()).backward()
+    assert torch.isfinite(pixels.grad).all() and torch.isfinite(depth.grad).all()
+
+
+def test_degenerate_visible_face_takes_the_mean_of_its_corners():
+    # as if another rasteriser (pytorch3d) had chosen the sliver at that pixel
+    face_index = torch.full((1, 64, 64), -1)
+    face_index[0, 63, 17] = 0
+    pixels = SLIVER.clone().requires_grad_()
+    fragments = interpolate_fragments(pixels, SLIVER_DEPTH, torch.tensor([[0, 1, 2]]), face_index)
+    assert torch.allclose(fragments.barycentric[0, :, 63, 17], torch.full((3,), 1 / 3))
+    assert torch.allclose(fragments.depth[0, 63, 17], SLIVER_DEPTH.mean())
+    assert fragments.barycentric.sum().item() == pytest.approx(1.0)
+    assert fragments.depth.sum().item() == pytest.approx(1.0127, rel=1e-4)
+    (fragments.barycentric.sum() + fragments.depth.sum()).backward()
+    assert torch.isfinite(pixels.grad).all()
 
 
 # ---------------------------------------------------------------- gradients

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..export import tensor_to_pil
 from ..models.filters import gaussian_blur
-from ..rendering import Renderer, lambertian_shading
+from ..rendering import Renderer, apply_shading, lambertian_shading
 
 MIN_DEPTH, MAX_DEPTH, BORDER_DEPTH = 0.9, 1.1, 1.05
 YAW_RANGE, PITCH_RANGE = 40.0, 15.0
@@ -147,7 +147,7 @@ def render_face(
     normal = renderer.normals(depth[None], unit=False)
     direction = torch.cat([light[2:], torch.ones(1)])[None]
     shading = lambertian_shading(normal, light[:1], light[1:2], direction)
-    texture = (albedo[None] / 2 + 0.5) * shading * 2 - 1
+    texture = apply_shading(albedo[None], shading)
     output = renderer.render(depth[None], texture, rotation[None], torch.zeros(1, 3), transformation_map(mask))
     return output.image[0].clamp(-1, 1), output.depth[0]
 

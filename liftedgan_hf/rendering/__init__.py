@@ -8,13 +8,14 @@ Pieces, as in pytorch3d: :mod:`.camera` (intrinsics, views, grid meshes), :mod:`
 from .camera import PerspectiveCamera, grid_faces, rotation_matrix, transform_points
 from .rasterizer import Fragments, interpolate_attributes, interpolate_fragments, rasterize, visible_faces
 from .renderer import Renderer, RenderOutput, clip_contour_gradient
-from .shading import depth_normals, lambertian_shading, unit_normals
+from .shading import apply_shading, depth_normals, lambertian_shading, unit_normals
 
 __all__ = [
     "Fragments",
     "PerspectiveCamera",
     "RenderOutput",
     "Renderer",
+    "apply_shading",
     "clip_contour_gradient",
     "depth_normals",
     "grid_faces",

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 import torch
 
 INSIDE_TOLERANCE = 1e-5
+# Faces of a smaller screen area (pixels^2), edge-on slivers, are skipped, as pytorch3d skips
+# zero-area faces: float32 cannot tell which side of them a pixel centre lies, and a pixel centre on
+# one of their vertices would get barycentrics 0 / 0.
+MIN_FACE_AREA = 1e-5
 # Slack, in pixels, of the bounding box of each face: a vertex that projects back onto a pixel centre
 # up to float rounding must still count as covering it.
 BOX_TOLERANCE = 1e-4
@@ -158,7 +162,7 @@ def _small_faces_pass(
         n, p = vertex + 1, (vertex + 2) % 3
         torch.addcmul(x[n] * y[p], y[n], x[p], value=-1, out=planes[6 + vertex])
     torch.sub(area - planes[6], planes[7], out=planes[8])
-    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() > 1e-12)
+    valid = (extent_x > 0) & (extent_y > 0) & (inverse_depth.amin(0) > 0) & (area.abs() >= MIN_FACE_AREA)
     planes[:9] *= 1.0 / torch.where(valid, area, torch.ones_like(area))
     for form in range(3):
         torch.sum(planes[3 * form : 3 * form + 3] * inverse_depth, dim=0, out=planes[9 + form])
@@ -308,11 +312,13 @@ def interpolate_fragments_planar(
     screen = [to_x[n] * to_y[p] - to_y[n] * to_x[p] for n, p in ((1, 2), (2, 0), (0, 1))]
     # perspective-correct ones: weight_i / z_i normalised (the area cancels); depth = area / sum
     weighted = torch.stack(screen, 1) / corner_depth
-    total = weighted.sum(1)
-    safe_total = torch.where(mask, total, torch.ones_like(total))
-    barycentric = weighted * (mask.to(vertices.dtype) / safe_total)[:, None]
     area = screen[0] + screen[1] + screen[2]
-    surface_depth = torch.where(mask, area / safe_total, torch.zeros_like(safe_total))
+    # A face another rasteriser (pytorch3d) let through may still be degenerate here: its pixels
+    # take the mean of its corners rather than 0 / 0.
+    solvable = mask & (area.abs() >= MIN_FACE_AREA)
+    total = torch.where(solvable, weighted.sum(1), torch.ones_like(area))
+    barycentric = torch.where(solvable[:, None], weighted / total[:, None], mask[:, None].to(vertices.dtype) / 3)
+    surface_depth = torch.where(solvable, area / total, torch.where(mask, corner_depth.mean(1), 0.0))
     return Fragments(face_index, vertex_index, barycentric, surface_depth, mask)
 
 

@@ -78,3 +78,8 @@ def lambertian_shading(
     direction = light_direction / light_direction.norm(dim=1, keepdim=True).clamp(min=1e-8)
     cosine = (normal * direction[:, :, None, None]).sum(1, keepdim=True).clamp(min=0)
     return ambient.view(-1, 1, 1, 1) + diffuse.view(-1, 1, 1, 1) * cosine
+
+
+def apply_shading(albedo: torch.Tensor, shading: torch.Tensor) -> torch.Tensor:
+    """Albedo (B, 3, H, W) in [-1, 1] lit by shading (B, 1, H, W) -> shaded texture in the same scale."""
+    return (albedo / 2 + 0.5) * shading * 2 - 1
