@@ -313,8 +313,8 @@ def interpolate_fragments_planar(
     # perspective-correct ones: weight_i / z_i normalised (the area cancels); depth = area / sum
     weighted = torch.stack(screen, 1) / corner_depth
     area = screen[0] + screen[1] + screen[2]
-    # A face another rasteriser (pytorch3d) let through may still be degenerate here: its pixels
-    # take the mean of its corners rather than 0 / 0.
+    # A visible face can still be degenerate here (chosen by pytorch3d, or its area rounds differently
+    # from the visibility pass's): its pixels take the mean of its corners rather than 0 / 0.
     solvable = mask & (area.abs() >= MIN_FACE_AREA)
     total = torch.where(solvable, weighted.sum(1), torch.ones_like(area))
     barycentric = torch.where(solvable[:, None], weighted / total[:, None], mask[:, None].to(vertices.dtype) / 3)
