@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -106,6 +107,10 @@ def test_stylegan2_stage(teacher):
     assert list((teacher / "logs").rglob("events.out.tfevents*"))
     card = (teacher / "README.md").read_text()
     assert "train_accelerate.py stylegan2" in card and "10 files" in card
+    # the initial weights come from another random stream than the latents of the same seed
+    first_layer = generator.style[1].weight
+    latents = torch.randn(*first_layer.shape, generator=torch.Generator().manual_seed(0))
+    assert F.cosine_similarity(first_layer, latents, dim=1).abs().mean() < 0.3
 
 
 def test_lift_stage_and_resume_equality(teacher, tmp_path):

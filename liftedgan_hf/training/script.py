@@ -142,6 +142,14 @@ def step_seed(seed: int, step: int, process: int) -> int:
     return (seed * 1_000_003 + step * 9_176 + process * 7_919_063) % (2**63 - 1)
 
 
+def initial_weights_seed(seed: int) -> int:
+    """Seed of the initial weights, apart from ``seed``'s own random stream. Latents are drawn from
+    that stream (``seeds_to_z``, validation samples, the mean w), and the mapping network's first
+    weight matrix, drawn first and trained at 1/100 of the learning rate, would otherwise stay those
+    very latents (scaled): a code equal to a row of it maps twice as far from the mean w as others."""
+    return step_seed(seed, step=-1, process=0)
+
+
 def average_gradients(accelerator: Accelerator, parameters) -> None:
     """Mean of the gradients over processes (one all-reduce of a flat buffer)."""
     if accelerator.num_processes == 1:
@@ -315,7 +323,7 @@ def train_stylegan2(args, parser) -> None:
     except ValueError as error:
         parser.error(str(error))
     accelerator = _accelerator(args)
-    torch.manual_seed(args.seed)  # identical initial weights on every process
+    torch.manual_seed(initial_weights_seed(args.seed))  # identical initial weights on every process
     generator = StyleGAN2Generator(**config).to(accelerator.device)
     discriminator = StyleGAN2Discriminator(resolution=config["resolution"], channels=generator.channels).to(
         accelerator.device
@@ -457,7 +465,7 @@ def train_lift(args, parser) -> None:
         parser.error(str(error))
     accelerator = _accelerator(args)
     lifting = load_model_config(args.model_config)["lifting"]
-    torch.manual_seed(args.seed)  # identical initial weights on every process
+    torch.manual_seed(initial_weights_seed(args.seed))  # identical initial weights on every process
     model = LiftedGAN(generator_config=dict(teacher.config), lifting_config=lifting)
     model.generator.load_state_dict(teacher.state_dict())
     model.to(accelerator.device)
