@@ -1,0 +1,163 @@
+"""Where a lifted model's angle errors come from: the teacher, the inversion or the lifting.
+
+    python scripts/diagnose_pose.py --data demo_work/data --held-out demo_work/held_out \\
+        [--model demo_work/lift] [--teacher demo_work/teacher]
+
+Trains a small CNN to read (pitch, yaw) from images, supervised by the synthetic training set's ground
+truth, and uses it as an independent judge of pose:
+
+- on the held-out images, how well it reads pose at all (its slope against the truth);
+- on the teacher's own samples, how widely the teacher spreads pitch and yaw, against the held-out set;
+- with ``--model``, on the teacher's re-syntheses of the inverted held-out images, how much pose the
+  teacher keeps, and how D_V's angles compare with the regressor's there and on the teacher's samples.
+
+A slope is the least-squares slope of the second quantity on the first (1 is perfect calibration).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from liftedgan_hf import LiftedGAN, StyleGAN2Generator
+from liftedgan_hf.evaluate import HeldOutSet, invert_images
+
+ANGLES = ("pitch", "yaw")  # the columns of a rotation (B, 3) that the regressor reads
+DEGREES_SCALE = 20.0  # regression targets in units of 20 degrees, about one standard deviation
+
+
+def pose_regressor() -> nn.Sequential:
+    """64x64 image in [-1, 1] -> (pitch, yaw) / DEGREES_SCALE."""
+    layers: list[nn.Module] = []
+    for in_channels, out_channels in ((3, 32), (32, 64), (64, 128), (128, 128)):
+        layers += [nn.Conv2d(in_channels, out_channels, 3, 2, 1), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128 * 16, 2))
+
+
+def train_regressor(images: torch.Tensor, rotation: torch.Tensor, epochs: int, seed: int = 0) -> nn.Sequential:
+    """Fit :func:`pose_regressor` to images (N, 3, S, S) and their rotation (N, 3) degrees by L1."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    network = pose_regressor()
+    batches_per_epoch = -(-len(images) // 64)
+    optimizer = torch.optim.Adam(network.parameters(), 1e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * batches_per_epoch)
+    target = rotation[:, :2] / DEGREES_SCALE
+    for _ in range(epochs):
+        for batch in torch.randperm(len(images), generator=generator).split(64):
+            loss = (network(images[batch]) - target[batch]).abs().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return network.eval()
+
+
+@torch.no_grad()
+def read_pose(network: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
+    """(pitch, yaw) in degrees (N, 2) of images (N, 3, S, S)."""
+    return torch.cat([network(chunk) for chunk in images.split(256)]) * DEGREES_SCALE
+
+
+def slope(reference: torch.Tensor, value: torch.Tensor) -> float:
+    reference, value = reference - reference.mean(), value - value.mean()
+    return ((reference * value).sum() / (reference * reference).sum()).item()
+
+
+def correlation(first: torch.Tensor, second: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([first, second]))[0, 1].item()
+
+
+@torch.no_grad()
+def teacher_samples(teacher: StyleGAN2Generator, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` untruncated style codes (count, style_dim) and their images."""
+    z = torch.randn(count, teacher.config.style_dim, generator=torch.Generator().manual_seed(seed))
+    styles = teacher.mapping(z)
+    images = torch.cat([teacher.synthesis(chunk, noise_mode="const") for chunk in styles.split(128)])
+    return styles, images.clamp(-1, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the synthetic training set (with ground_truth.safetensors)")
+    parser.add_argument("--held-out", required=True, help="held-out synthetic faces")
+    parser.add_argument("--model", default=None, help="a LiftedGAN (its teacher is used unless --teacher is given)")
+    parser.add_argument("--teacher", default=None, help="a StyleGAN2Generator folder")
+    parser.add_argument("--num-held-out", type=int, default=64, help="held-out faces to invert (with --model)")
+    parser.add_argument("--inversion-steps", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=1024, help="teacher samples")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+    if args.model is None and args.teacher is None:
+        parser.error("give --model, --teacher or both")
+    try:
+        training = HeldOutSet.load(args.data)
+        held_out = HeldOutSet.load(args.held_out)
+        model = LiftedGAN.from_pretrained(args.model).eval() if args.model else None
+        teacher = StyleGAN2Generator.from_pretrained(args.teacher) if args.teacher else model.generator
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    teacher.eval()
+
+    regressor = train_regressor(training.images, training.rotation, args.epochs)
+    held_out_pose = read_pose(regressor, held_out.images)
+    styles, images = teacher_samples(teacher, args.samples, seed=12345)
+    sample_pose = read_pose(regressor, images)
+    rows = []
+    for column, name in enumerate(ANGLES):
+        truth = held_out.rotation[:, column]
+        rows.append((f"regressor on held-out images: {name} slope", slope(truth, held_out_pose[:, column])))
+        rows.append(
+            (
+                f"regressor on held-out images: {name} mean error (deg)",
+                (held_out_pose[:, column] - truth).abs().mean().item(),
+            )
+        )
+        rows.append(
+            (f"{name} spread (std, deg) the regressor reads: held-out images", held_out_pose[:, column].std().item())
+        )
+        rows.append(
+            (f"{name} spread (std, deg) the regressor reads: teacher samples", sample_pose[:, column].std().item())
+        )
+    if model is not None:
+        count = min(args.num_held_out, len(held_out.images))
+        with torch.enable_grad():
+            codes = invert_images(model, held_out.images[:count], args.inversion_steps)
+        with torch.no_grad():
+            resynthesis = model.generator.synthesis(codes, noise_mode="const").clamp(-1, 1)
+            predicted = torch.cat([model.generate(w=chunk).rotation for chunk in codes.split(64)])
+            sample_predicted = torch.cat([model.generate(w=chunk).rotation for chunk in styles.split(64)])
+        resynthesis_pose = read_pose(regressor, resynthesis)
+        for column, name in enumerate(ANGLES):
+            truth = held_out.rotation[:count, column]
+            rows.append((f"D_V on inverted held-out: {name} slope against truth", slope(truth, predicted[:, column])))
+            rows.append(
+                (f"D_V on inverted held-out: {name} correlation with truth", correlation(truth, predicted[:, column]))
+            )
+            rows.append(
+                (
+                    f"regressor on teacher re-syntheses: {name} slope against truth",
+                    slope(truth, resynthesis_pose[:, column]),
+                )
+            )
+            rows.append(
+                (
+                    f"D_V against regressor, re-syntheses: {name} slope",
+                    slope(resynthesis_pose[:, column], predicted[:, column]),
+                )
+            )
+            rows.append(
+                (
+                    f"D_V against regressor, teacher samples: {name} slope",
+                    slope(sample_pose[:, column], sample_predicted[:, column]),
+                )
+            )
+    print("| measure | value |\n|---|---:|")
+    for label, value in rows:
+        print(f"| {label} | {value:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
