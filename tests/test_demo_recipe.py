@@ -100,3 +100,29 @@ def test_generate_command_uses_the_demo_model_by_default(monkeypatch, tmp_path):
     with Image.open(tmp_path / "seed0003_yaw+20.png") as picture:
         assert picture.size == (size, size)
     assert (tmp_path / "seed0003.glb").stat().st_size > 0
+
+
+def test_pose_diagnostics_report_every_measure(tmp_path):
+    from conftest import make_tiny_liftedgan
+
+    model = make_tiny_liftedgan()
+    model.save_pretrained(tmp_path / "model")
+    for name, count, first_seed in (("train", 24, 0), ("held_out", 6, 1000)):
+        subprocess.run(
+            [sys.executable, "-m", "liftedgan_hf.data.synthetic_faces", "--num", str(count), "--resolution",
+             str(model.image_size), "--out", str(tmp_path / name), "--first-seed", str(first_seed)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    command = [sys.executable, str(ROOT / "scripts" / "diagnose_pose.py"), "--data", str(tmp_path / "train"),
+               "--held-out", str(tmp_path / "held_out"), "--epochs", "1", "--samples", "8"]  # fmt: skip
+    result = subprocess.run(
+        [*command, "--model", str(tmp_path / "model"), "--num-held-out", "4", "--inversion-steps", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "measure" not in line]
+    assert len(rows) == 18
+    assert all(row.rsplit("|", 2)[1].strip() not in ("nan", "inf") for row in rows)
+    assert "| D_V against regressor, teacher samples: yaw slope |" in result.stdout
+    neither = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert neither.returncode == 2 and "give --model, --teacher or both" in neither.stderr
