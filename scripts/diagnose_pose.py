@@ -29,7 +29,7 @@ DEGREES_SCALE = 20.0  # regression targets in units of 20 degrees, about one sta
 
 
 def pose_regressor() -> nn.Sequential:
-    """64x64 image in [-1, 1] -> (pitch, yaw) / DEGREES_SCALE."""
+    """Images (N, 3, S, S) in [-1, 1], S >= 16 -> (pitch, yaw) / DEGREES_SCALE (N, 2)."""
     layers: list[nn.Module] = []
     for in_channels, out_channels in ((3, 32), (32, 64), (64, 128), (128, 128)):
         layers += [nn.Conv2d(in_channels, out_channels, 3, 2, 1), nn.LeakyReLU(0.2)]
@@ -83,8 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the synthetic training set (with ground_truth.safetensors)")
     parser.add_argument("--held-out", required=True, help="held-out synthetic faces")
-    parser.add_argument("--model", default=None, help="a LiftedGAN (its teacher is used unless --teacher is given)")
-    parser.add_argument("--teacher", default=None, help="a StyleGAN2Generator folder")
+    parser.add_argument("--model", default=None, help="a LiftedGAN; its D_V is judged on its own teacher's images")
+    parser.add_argument("--teacher", default=None, help="a StyleGAN2Generator folder whose spread to report")
     parser.add_argument("--num-held-out", type=int, default=64, help="held-out faces to invert (with --model)")
     parser.add_argument("--inversion-steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=1024, help="teacher samples")
@@ -128,8 +128,12 @@ def main() -> None:
         with torch.no_grad():
             resynthesis = model.generator.synthesis(codes, noise_mode="const").clamp(-1, 1)
             predicted = torch.cat([model.generate(w=chunk).rotation for chunk in codes.split(64)])
-            sample_predicted = torch.cat([model.generate(w=chunk).rotation for chunk in styles.split(64)])
         resynthesis_pose = read_pose(regressor, resynthesis)
+        if teacher is not model.generator:  # D_V is compared on samples of its own teacher
+            styles, images = teacher_samples(model.generator, args.samples, seed=12345)
+            sample_pose = read_pose(regressor, images)
+        with torch.no_grad():
+            sample_predicted = torch.cat([model.generate(w=chunk).rotation for chunk in styles.split(64)])
         for column, name in enumerate(ANGLES):
             truth = held_out.rotation[:count, column]
             rows.append((f"D_V on inverted held-out: {name} slope against truth", slope(truth, predicted[:, column])))

@@ -124,5 +124,14 @@ def test_pose_diagnostics_report_every_measure(tmp_path):
     assert len(rows) == 18
     assert all(row.rsplit("|", 2)[1].strip() not in ("nan", "inf") for row in rows)
     assert "| D_V against regressor, teacher samples: yaw slope |" in result.stdout
+    # another teacher's spread, while D_V is still judged on its own teacher's samples
+    make_tiny_liftedgan(seed=1).generator.save_pretrained(tmp_path / "other_teacher")
+    both = subprocess.run(
+        [*command, "--model", str(tmp_path / "model"), "--teacher", str(tmp_path / "other_teacher"),
+         "--num-held-out", "4", "--inversion-steps", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr[-3000:]
+    assert both.stdout.count("\n| ") == result.stdout.count("\n| ")
     neither = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert neither.returncode == 2 and "give --model, --teacher or both" in neither.stderr
