@@ -65,7 +65,7 @@ def _check_suffix(path: str | os.PathLike, allowed: Sequence[str], what: str) ->
     return path
 
 
-def _write_atomically(path: Path, write) -> None:
+def write_atomically(path: Path, write) -> None:
     """Call ``write(temporary_path)`` and move the result into place, so no half file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
@@ -112,7 +112,7 @@ def save_mesh(
         vertex_colors=np.concatenate([colors, alpha], axis=1),
         process=False,
     )
-    _write_atomically(path, lambda temporary: mesh.export(temporary, file_type=path.suffix[1:].lower()))
+    write_atomically(path, lambda temporary: mesh.export(temporary, file_type=path.suffix[1:].lower()))
     return path
 
 
@@ -153,5 +153,5 @@ def save_animation(frames: Sequence[Image.Image], path: str | os.PathLike, fps: 
                 writer.send(np.ascontiguousarray(np.asarray(canvas)))
             writer.close()
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
     return path

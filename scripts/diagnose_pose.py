@@ -17,12 +17,15 @@ A slope is the least-squares slope of the second quantity on the first (1 is per
 from __future__ import annotations
 
 import argparse
+import pickle
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from liftedgan_hf import LiftedGAN, StyleGAN2Generator
 from liftedgan_hf.evaluate import HeldOutSet, invert_images
+from liftedgan_hf.export import write_atomically
 
 ANGLES = ("pitch", "yaw")  # the columns of a rotation (B, 3) that the regressor reads
 DEGREES_SCALE = 20.0  # regression targets in units of 20 degrees, about one standard deviation
@@ -53,6 +56,22 @@ def train_regressor(images: torch.Tensor, rotation: torch.Tensor, epochs: int, s
             optimizer.step()
             schedule.step()
     return network.eval()
+
+
+def load_or_train_regressor(path: Path | None, training: HeldOutSet, epochs: int) -> nn.Sequential:
+    """The regressor saved at ``path`` (a state dict) or, when there is none, one trained on ``training``
+    and saved there, so several teachers can be judged by one regressor without training it again."""
+    if path is not None and path.is_file():
+        network = pose_regressor()
+        try:
+            network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+            raise ValueError(f"{path} is not a pose regressor saved by this script: {error}") from error
+        return network.eval()
+    network = train_regressor(training.images, training.rotation, epochs)
+    if path is not None:
+        write_atomically(path, lambda temporary: torch.save(network.state_dict(), temporary))
+    return network
 
 
 @torch.no_grad()
@@ -89,6 +108,9 @@ def main() -> None:
     parser.add_argument("--inversion-steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=1024, help="teacher samples")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--regressor", type=Path, default=None, help="regressor .pt file to load; trained and saved there if missing"
+    )
     args = parser.parse_args()
     if args.model is None and args.teacher is None:
         parser.error("give --model, --teacher or both")
@@ -97,11 +119,11 @@ def main() -> None:
         held_out = HeldOutSet.load(args.held_out)
         model = LiftedGAN.from_pretrained(args.model).eval() if args.model else None
         teacher = StyleGAN2Generator.from_pretrained(args.teacher) if args.teacher else model.generator
+        regressor = load_or_train_regressor(args.regressor, training, args.epochs)
     except (OSError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     teacher.eval()
 
-    regressor = train_regressor(training.images, training.rotation, args.epochs)
     held_out_pose = read_pose(regressor, held_out.images)
     styles, images = teacher_samples(teacher, args.samples, seed=12345)
     sample_pose = read_pose(regressor, images)

@@ -115,8 +115,9 @@ def test_pose_diagnostics_report_every_measure(tmp_path):
         )  # fmt: skip
     command = [sys.executable, str(ROOT / "scripts" / "diagnose_pose.py"), "--data", str(tmp_path / "train"),
                "--held-out", str(tmp_path / "held_out"), "--epochs", "1", "--samples", "8"]  # fmt: skip
+    regressor = ["--regressor", str(tmp_path / "regressor.pt")]
     result = subprocess.run(
-        [*command, "--model", str(tmp_path / "model"), "--num-held-out", "4", "--inversion-steps", "2"],
+        [*command, *regressor, "--model", str(tmp_path / "model"), "--num-held-out", "4", "--inversion-steps", "2"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -127,11 +128,17 @@ def test_pose_diagnostics_report_every_measure(tmp_path):
     # another teacher's spread, while D_V is still judged on its own teacher's samples
     make_tiny_liftedgan(seed=1).generator.save_pretrained(tmp_path / "other_teacher")
     both = subprocess.run(
-        [*command, "--model", str(tmp_path / "model"), "--teacher", str(tmp_path / "other_teacher"),
+        [*command, *regressor, "--model", str(tmp_path / "model"), "--teacher", str(tmp_path / "other_teacher"),
          "--num-held-out", "4", "--inversion-steps", "2"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert both.returncode == 0, both.stderr[-3000:]
     assert both.stdout.count("\n| ") == result.stdout.count("\n| ")
+    # the saved regressor is loaded, not trained again: it reads the held-out images exactly as before
+    held_out_rows = [row for row in rows if row.startswith("| regressor on held-out") or "held-out images |" in row]
+    assert len(held_out_rows) == 6 and all(row in both.stdout for row in held_out_rows)
+    (tmp_path / "regressor.pt").write_bytes(b"not a state dict")
+    corrupt = subprocess.run([*command, *regressor, "--model", str(tmp_path / "model")], capture_output=True, text=True)
+    assert corrupt.returncode == 2 and "is not a pose regressor saved by this script" in corrupt.stderr
     neither = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert neither.returncode == 2 and "give --model, --teacher or both" in neither.stderr

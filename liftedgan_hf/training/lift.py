@@ -32,7 +32,8 @@ class LiftingConfig:
     pitch_range: float = 15.0
     yaw_range: float = 45.0
     # x-translation code of a perturbed view per sin(yaw): the official 0.2 follows how FFHQ's aligned
-    # crops shift a turning head; 0 fits images rendered about a fixed centre (the synthetic faces).
+    # crops shift a turning head. The synthetic faces turn about a fixed centre, yet 0 lifts them worse
+    # (a hollow face from scratch, larger errors as a refinement; see the README), so 0.2 stays.
     perturb_translation: float = 0.2
     identity_yaw_range: float = 25.0
     truncation_psi: float = 0.7

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturb_translation",
         type=float,
         default=defaults.perturb_translation,
-        help="x-translation code of perturbed views per sin(yaw); official 0.2 (FFHQ crops), 0 for synthetic faces",
+        help="x-translation code of perturbed views per sin(yaw); official 0.2 (FFHQ crops)",
     )
     lift.add_argument("--truncation", type=float, default=defaults.truncation_psi)
     lift.add_argument("--perceptual", choices=["vgg16", "none"], default="none")
