@@ -58,9 +58,9 @@ def train_regressor(images: torch.Tensor, rotation: torch.Tensor, epochs: int, s
     return network.eval()
 
 
-def load_or_train_regressor(path: Path | None, training: HeldOutSet, epochs: int) -> nn.Sequential:
-    """The regressor saved at ``path`` (a state dict) or, when there is none, one trained on ``training``
-    and saved there, so several teachers can be judged by one regressor without training it again."""
+def load_or_train_regressor(path: Path | None, training_folder: str, epochs: int) -> nn.Sequential:
+    """The regressor saved at ``path`` (a state dict) or, when there is none, one trained on the synthetic
+    set in ``training_folder`` and saved there, so several teachers are judged by one regressor."""
     if path is not None and path.is_file():
         network = pose_regressor()
         try:
@@ -68,6 +68,7 @@ def load_or_train_regressor(path: Path | None, training: HeldOutSet, epochs: int
         except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
             raise ValueError(f"{path} is not a pose regressor saved by this script: {error}") from error
         return network.eval()
+    training = HeldOutSet.load(training_folder)
     network = train_regressor(training.images, training.rotation, epochs)
     if path is not None:
         write_atomically(path, lambda temporary: torch.save(network.state_dict(), temporary))
@@ -115,11 +116,10 @@ def main() -> None:
     if args.model is None and args.teacher is None:
         parser.error("give --model, --teacher or both")
     try:
-        training = HeldOutSet.load(args.data)
         held_out = HeldOutSet.load(args.held_out)
         model = LiftedGAN.from_pretrained(args.model).eval() if args.model else None
         teacher = StyleGAN2Generator.from_pretrained(args.teacher) if args.teacher else model.generator
-        regressor = load_or_train_regressor(args.regressor, training, args.epochs)
+        regressor = load_or_train_regressor(args.regressor, args.data, args.epochs)
     except (OSError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     teacher.eval()
