@@ -19,7 +19,7 @@ RECIPE = [
     str(ROOT / "scripts" / "train_demo_model.py"),
     "--preset", "tiny", "--resolution", "32", "--num-train", "24", "--num-held-out", "6",
     "--teacher-steps", "2", "--lift-steps", "2", "--ablation-steps", "2", "--batch-size", "4",
-    "--checkpoint-every", "1", "--inversion-steps", "2",
+    "--checkpoint-every", "1", "--inversion-steps", "2", "--lift-pitch-range", "7.5",
 ]  # fmt: skip
 
 
@@ -49,6 +49,8 @@ def test_recipe_runs_every_stage_then_skips_them(tmp_path):
     assert set(metrics) == {"LiftedGAN", "ablation (no flip, no perturbation)", "flat depth", "mean true face depth"}
     assert "| flat depth |" in card and "train_accelerate.py lift" in card and "--lambda_flip 0" in card
     assert "trained for 2 lifting steps instead of 2" in card
+    lift_line, ablation_line = (line for line in card.splitlines() if "train_accelerate.py lift" in line)
+    assert "--pitch_range 7.5" in lift_line and "--pitch_range" not in ablation_line
     assert "python -m liftedgan_hf.evaluate --model work/lift --ablation work/ablation" in card
     log = json.loads((work / "recipe_log.json").read_text())
     assert all(entry["seconds"] > 0 for entry in log.values())
