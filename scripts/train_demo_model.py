@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--lift-steps", type=int, default=6000)
     parser.add_argument("--ablation-steps", type=int, default=1500)
     parser.add_argument(
-        "--lift-pitch-range", type=float, default=5.0,
+        "--lift-pitch-range", type=float, default=2.5,
         help="largest pitch (degrees) of the lifting's perturbed views; the paper's 15 flattens the chin and "
              "forehead here, since this teacher draws pitch mostly as a change of hair and chin, not as a turn",
     )  # fmt: skip
