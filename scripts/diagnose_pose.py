@@ -9,7 +9,10 @@ truth, and uses it as an independent judge of pose:
 - on the held-out images, how well it reads pose at all (its slope against the truth);
 - on the teacher's own samples, how widely the teacher spreads pitch and yaw, against the held-out set;
 - with ``--model``, on the teacher's re-syntheses of the inverted held-out images, how much pose the
-  teacher keeps, and how D_V's angles compare with the regressor's there and on the teacher's samples.
+  teacher keeps, and how D_V's angles compare with the regressor's there and on the teacher's samples;
+- with ``--model``, on the manipulation M(w, light, view) of the teacher's samples to random views:
+  how much of the requested turn the teacher's image of M's code shows, how much D_V reads back (the
+  light/view cycle), and how far from the mean w M's codes lie against the samples' own.
 
 A slope is the least-squares slope of the second quantity on the first (1 is perfect calibration).
 """
@@ -26,6 +29,7 @@ from torch import nn
 from liftedgan_hf import LiftedGAN, StyleGAN2Generator
 from liftedgan_hf.evaluate import HeldOutSet, invert_images
 from liftedgan_hf.export import write_atomically
+from liftedgan_hf.losses import sample_perturbation
 
 ANGLES = ("pitch", "yaw")  # the columns of a rotation (B, 3) that the regressor reads
 DEGREES_SCALE = 20.0  # regression targets in units of 20 degrees, about one standard deviation
@@ -97,6 +101,36 @@ def teacher_samples(teacher: StyleGAN2Generator, count: int, seed: int) -> tuple
     styles = teacher.mapping(z)
     images = torch.cat([teacher.synthesis(chunk, noise_mode="const") for chunk in styles.split(128)])
     return styles, images.clamp(-1, 1)
+
+
+@torch.no_grad()
+def manipulation_rows(model: LiftedGAN, styles: torch.Tensor, regressor: nn.Sequential, seed: int) -> list:
+    """Turn each style code (N, style_dim) to a random view with M, as the perturbation losses do (pitch
+    U(-10, 10), yaw U(-30, 30) degrees, the recipe's sideways shift), and compare the requested angles
+    with what the regressor reads from the teacher's images of M's codes and with what D_V reads from
+    the codes; also the mean distance of M's codes from the mean w, over the samples' own."""
+    light, _ = model.style_decompose.light_and_view(styles)
+    _, view, angles = sample_perturbation(
+        light, torch.Generator().manual_seed(seed), 10.0, 30.0, model.config.rotation_range
+    )
+    manipulated = model.style_compose(styles, light, view)
+    images = torch.cat([model.generator.synthesis(chunk, noise_mode="const") for chunk in manipulated.split(128)])
+    shown = read_pose(regressor, images.clamp(-1, 1))
+    read_back = model.style_decompose.light_and_view(manipulated)[1][:, :2] * model.config.rotation_range
+    rows = []
+    for column, name in enumerate(ANGLES):
+        rows.append(
+            (
+                f"regressor on teacher images of M(w, view): {name} slope against the view",
+                slope(angles[:, column], shown[:, column]),
+            )
+        )
+        rows.append(
+            (f"D_V on M(w, view): {name} slope against the view", slope(angles[:, column], read_back[:, column]))
+        )
+    spread = (manipulated - model.w_mean).norm(dim=1).mean() / (styles - model.w_mean).norm(dim=1).mean()
+    rows.append(("distance of M's codes from the mean w, over the samples' own", spread.item()))
+    return rows
 
 
 def main() -> None:
@@ -180,6 +214,7 @@ def main() -> None:
                     slope(sample_pose[:, column], sample_predicted[:, column]),
                 )
             )
+        rows += manipulation_rows(model, styles, regressor, seed=54321)
     print("| measure | value |\n|---|---:|")
     for label, value in rows:
         print(f"| {label} | {value:.2f} |")

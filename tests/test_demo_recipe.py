@@ -128,9 +128,12 @@ def test_pose_diagnostics_report_every_measure(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "measure" not in line]
-    assert len(rows) == 18
+    assert len(rows) == 23
     assert all(row.rsplit("|", 2)[1].strip() not in ("nan", "inf") for row in rows)
     assert "| D_V against regressor, teacher samples: yaw slope |" in result.stdout
+    assert "| D_V on M(w, view): yaw slope against the view |" in result.stdout
+    distance = next(row for row in rows if row.startswith("| distance of M's codes"))
+    assert float(distance.rsplit("|", 2)[1]) > 0
     # another teacher's spread, while D_V is still judged on its own teacher's samples
     make_tiny_liftedgan(seed=1).generator.save_pretrained(tmp_path / "other_teacher")
     both = subprocess.run(
