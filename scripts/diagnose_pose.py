@@ -99,8 +99,13 @@ def teacher_samples(teacher: StyleGAN2Generator, count: int, seed: int) -> tuple
     """``count`` untruncated style codes (count, style_dim) and their images."""
     z = torch.randn(count, teacher.config.style_dim, generator=torch.Generator().manual_seed(seed))
     styles = teacher.mapping(z)
-    images = torch.cat([teacher.synthesis(chunk, noise_mode="const") for chunk in styles.split(128)])
-    return styles, images.clamp(-1, 1)
+    return styles, synthesize(teacher, styles)
+
+
+@torch.no_grad()
+def synthesize(teacher: StyleGAN2Generator, styles: torch.Tensor) -> torch.Tensor:
+    """The teacher's images (N, 3, S, S) in [-1, 1] of style codes (N, style_dim), in chunks of 128."""
+    return torch.cat([teacher.synthesis(chunk, noise_mode="const") for chunk in styles.split(128)]).clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -114,8 +119,7 @@ def manipulation_rows(model: LiftedGAN, styles: torch.Tensor, regressor: nn.Sequ
         light, torch.Generator().manual_seed(seed), 10.0, 30.0, model.config.rotation_range
     )
     manipulated = model.style_compose(styles, light, view)
-    images = torch.cat([model.generator.synthesis(chunk, noise_mode="const") for chunk in manipulated.split(128)])
-    shown = read_pose(regressor, images.clamp(-1, 1))
+    shown = read_pose(regressor, synthesize(model.generator, manipulated))
     read_back = model.style_decompose.light_and_view(manipulated)[1][:, :2] * model.config.rotation_range
     rows = []
     for column, name in enumerate(ANGLES):
