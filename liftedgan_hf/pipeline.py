@@ -427,6 +427,16 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         shading = lambertian_shading(normal, light[:, 0], light[:, 1], direction)
         return normal, shading
 
+    def delight(
+        self, texture: torch.Tensor, depth: torch.Tensor, light_code: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Divide the canonical ``texture`` (B, 3, S, S) in [-1, 1] by the shading of ``depth`` (B, S, S)
+        under the ambient and diffuse strengths of ``light_code`` (B, 4) and a frontal direction.
+        Returns the depth's normals (B, 3, S, S) and the albedo (B, 3, S, S), [-1, 1] where lit."""
+        neutral_light_code = torch.cat([light_code[:, :2], torch.zeros_like(light_code[:, 2:])], dim=1)
+        normal, neutral_shading = self.shade(depth, self.light_from_code(neutral_light_code))
+        return normal, (texture / 2 + 0.5) / (neutral_shading + 1e-8) * 2 - 1
+
     def estimate(self, w: torch.Tensor) -> CanonicalFace:
         """Run the lifting networks on style codes ``w`` (B, style_dim)."""
         light_code, view_code = self.style_decompose.light_and_view(w)
@@ -435,9 +445,7 @@ class LiftedGAN(ModelCardMixin, ModelMixin, ConfigMixin):
         texture, features = self.generator.synthesis(w0, noise_mode="const", return_features=True)
         depth = self.normalize_depth(self.depth_net(w0, features))
         trans_map = self.make_trans_map(self.trans_net(w0), depth)
-        # De-light with the predicted ambient/diffuse strength and a frontal direction.
-        normal, neutral_shading = self.shade(depth, self.light_from_code(neutral_light_code))
-        albedo = (texture / 2 + 0.5) / (neutral_shading + 1e-8) * 2 - 1
+        normal, albedo = self.delight(texture, depth, light_code)
         return CanonicalFace(depth, albedo, texture, trans_map, light_code, view_code, w0, normal)
 
     def render_canonical(

@@ -1,5 +1,6 @@
 """train_accelerate.py end to end at tiny size: both stages, resume equality, SIGKILL, 2 processes."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -194,6 +195,13 @@ def test_bad_arguments_and_data(tmp_path):
     assert result.returncode != 0
 
 
+def test_lift_rejects_a_depth_blur_wider_than_the_image(teacher, tmp_path):
+    result = lift(teacher, tmp_path / "o", 1, "--albedo_rank_depth_blur", 40, check=False)
+    assert result.returncode == 2 and "--albedo_rank_depth_blur 40.0 is too wide" in result.stderr
+    result = lift(teacher, tmp_path / "o", 1, "--albedo_rank_depth_blur", -1, check=False)
+    assert result.returncode == 2 and "sigma >= 0" in result.stderr
+
+
 def test_ema_rampup_follows_the_generator_early_and_slows_later():
     def ema_gap(rampup, step):
         torch.manual_seed(0)
@@ -266,6 +274,29 @@ def test_terms_weighted_zero_are_skipped(tiny_liftedgan, monkeypatch):
     assert set(logged) == {"reconstruction", "latent_prior", "total"}
     # the teacher ran twice (samples, canonical texture), not for the perturbed image or part a
     assert synthesis_calls["count"] == 2
+
+
+def test_rank_loss_albedo_with_a_blurred_depth_ignores_a_fine_zigzag(tiny_liftedgan):
+    with torch.no_grad():
+        face = tiny_liftedgan.estimate(tiny_liftedgan.w_mean.expand(2, -1) + 0.1 * torch.randn(2, 1))
+    assert torch.equal(face.albedo, tiny_liftedgan.delight(face.texture, face.depth, face.light_code)[1])
+    columns = torch.arange(face.depth.shape[-1])
+    rough_depth = face.depth + 0.005 * (-1.0) ** (columns // 2)  # stripes 4 columns apart, as the rank loss grows
+    rough = dataclasses.replace(
+        face, depth=rough_depth, albedo=tiny_liftedgan.delight(face.texture, rough_depth, face.light_code)[1]
+    )
+    official = LiftingTrainer(tiny_liftedgan, LiftingConfig())
+    blurred = LiftingTrainer(tiny_liftedgan, LiftingConfig(albedo_rank_depth_blur=1.5))
+    assert official.rank_loss_albedo(rough) is rough.albedo
+    official_change = (official.rank_loss_albedo(rough) - face.albedo).abs().mean()
+    blurred_change = (blurred.rank_loss_albedo(rough) - blurred.rank_loss_albedo(face)).abs().mean()
+    assert official_change > 1e-3 and blurred_change < 0.1 * official_change
+    # a flat depth stays flat when blurred, so both de-light it the same way
+    flat = dataclasses.replace(face, depth=torch.ones_like(face.depth))
+    flat.albedo = tiny_liftedgan.delight(face.texture, flat.depth, face.light_code)[1]
+    torch.testing.assert_close(blurred.rank_loss_albedo(flat), flat.albedo)
+    with pytest.raises(ValueError, match="albedo_rank_depth_blur"):
+        LiftingConfig(albedo_rank_depth_blur=-1.0)
 
 
 def test_lift_command_line_sets_the_perturbation(tiny_liftedgan, monkeypatch):

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         lift.add_argument(f"--lambda_{name}", type=float, default=getattr(defaults, name))
     lift.add_argument("--lambda_latent_prior", type=float, default=defaults.latent_prior)
     lift.add_argument("--lambda_albedo_rank", type=float, default=defaults.albedo_rank)
+    lift.add_argument(
+        "--albedo_rank_depth_blur",
+        type=float,
+        default=defaults.albedo_rank_depth_blur,
+        help="sigma (pixels) of the depth blur before de-lighting the rank loss's albedo; 0 is official",
+    )
     lift.add_argument("--pitch_range", type=float, default=defaults.pitch_range, help="perturbation, degrees")
     lift.add_argument("--yaw_range", type=float, default=defaults.yaw_range, help="perturbation, degrees")
     lift.add_argument(
@@ -440,6 +446,7 @@ def lifting_config(args: argparse.Namespace) -> LiftingConfig:
         identity=args.lambda_identity,
         latent_prior=args.lambda_latent_prior,
         albedo_rank=args.lambda_albedo_rank,
+        albedo_rank_depth_blur=args.albedo_rank_depth_blur,
         pitch_range=args.pitch_range,
         yaw_range=args.yaw_range,
         perturb_translation=args.perturb_translation,
@@ -458,7 +465,13 @@ def train_lift(args, parser) -> None:
             "--perceptual vgg16 needs --vgg16_weights PATH (torchvision's vgg16-397923af.pth); nothing is downloaded"
         )
     try:
+        config = lifting_config(args)
         teacher = load_teacher(args.teacher)
+        if math.ceil(2 * config.albedo_rank_depth_blur) >= teacher.config.resolution:
+            raise ValueError(
+                f"--albedo_rank_depth_blur {config.albedo_rank_depth_blur} is too wide for "
+                f"{teacher.config.resolution}-pixel images"
+            )
         perceptual = losses.PerceptualLoss(load_vgg16(args.vgg16_weights)) if args.perceptual == "vgg16" else None
         embedding = load_face_embedding(args.face_embedding) if args.face_embedding else None
     except (OSError, ValueError) as error:
@@ -475,7 +488,6 @@ def train_lift(args, parser) -> None:
         embedding.to(accelerator.device)
     # The w statistics are part of the model: computed once, identically on every process.
     model.compute_latent_statistics(args.latent_samples, seed=args.seed)
-    config = lifting_config(args)
     trainer = LiftingTrainer(model, config, perceptual, embedding)
     optimizer = accelerator.prepare(make_optimizer(model, args.learning_rate or 1e-4))
     modules = {"model": model}
