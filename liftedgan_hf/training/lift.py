@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import losses
 from ..models.filters import gaussian_blur
-from ..pipeline import LiftedGAN
+from ..pipeline import CanonicalFace, LiftedGAN
 
 
 @dataclass
@@ -170,7 +170,7 @@ class LiftingTrainer:
         terms["total"] = sum(weights[name] * value for name, value in terms.items())
         return {"terms": terms, "face": face, "light_code": light_code, "view_code": view_code}
 
-    def rank_loss_albedo(self, face) -> torch.Tensor:
+    def rank_loss_albedo(self, face: CanonicalFace) -> torch.Tensor:
         """The albedo (B, 3, S, S) the rank loss sees: ``face.albedo``, or with ``albedo_rank_depth_blur``
         the canonical texture de-lit by the shading of the depth blurred by that sigma."""
         sigma = self.config.albedo_rank_depth_blur
